@@ -80,6 +80,8 @@ def get_config() -> ml_collections.ConfigDict:
   loss.perceptual = 10.0  # lambda_per; FOMM fashion-256: perceptual [10] * 5
   loss.style = 250.0  # lambda_sty; not given by the paper (BDMM uses 500 for its Gram loss)
   loss.pyramid_scales = (1.0, 0.5, 0.25, 0.125)  # FOMM fashion-256: scales [1, 0.5, 0.25, 0.125]
+  # Style (Gram) layers: not given by the paper; Johnson et al. [13] use one layer per VGG block.
+  loss.style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
   loss.equivariance_value = 10.0  # FOMM fashion-256
   loss.equivariance_jacobian = 10.0  # FOMM fashion-256
   loss.reconstruction_l1 = 0.0  # an optional plain L1 term; not in the paper
@@ -111,5 +113,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_every_steps = 1000
   config.checkpoint_every_steps = 2000
   config.keep_checkpoints = 3
+  config.num_eval_videos = 8  # self-reconstruction L1 on this many test videos at start and end
+  config.eval_frames_per_video = 16  # evenly spaced frames per video
+  config.eval_batch_size = 8
   config.sample_animation = True  # write a test-video animation into the workdir at the end
+  config.sample_animation_frames = 96
   return config

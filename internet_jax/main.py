@@ -1,0 +1,60 @@
+"""Training entry point: `python -m internet_jax.main --config=configs/synthetic.py [--workdir=DIR]`.
+
+Intentionally thin: flags, multi-host start-up and logging; the work is in `train.py`, which tests
+and notebooks import directly. `--workdir` defaults to ./workdirs/<config file stem> and a run in
+an existing workdir resumes from its newest checkpoint.
+"""
+
+import os
+
+from absl import app, flags, logging
+import jax
+from ml_collections import config_flags
+
+from internet_jax import errors
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Checkpoints, logs and samples (default ./workdirs/<config stem>).")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: total number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
+flags.DEFINE_bool("verbose", False, "Show full tracebacks for configuration and data errors.")
+flags.mark_flags_as_required(["config"])
+
+
+def default_workdir(config_argument: str) -> str:
+  """./workdirs/<config stem>, plus _<arg> for parameterised configs (`ablations.py:ss4x_a`)."""
+  path, _, arg = config_argument.partition(":")
+  stem = os.path.splitext(os.path.basename(path))[0]
+  return os.path.join("workdirs", f"{stem}_{arg}" if arg else stem)
+
+
+def initialize_distributed() -> None:
+  """Explicit flags, else auto-detection on TPU pods / SLURM / Kubernetes, else one process."""
+  if FLAGS.coordinator_address:
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    return
+  try:
+    jax.distributed.initialize()
+  except (ValueError, RuntimeError):
+    pass  # a single process: no cluster environment was detected
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  jax.config.config_with_absl()
+  initialize_distributed()
+  from internet_jax import train  # after distributed start-up: importing TF/grain touches devices
+
+  workdir = FLAGS.workdir or default_workdir(FLAGS["config"].config_filename)
+  logging.info("JAX %s, %d process(es), %d device(s): %s", jax.__version__, jax.process_count(),
+               jax.device_count(), jax.devices())
+  logging.info("workdir: %s", workdir)
+  with errors.user_errors(verbose=FLAGS.verbose):
+    train.train_and_evaluate(FLAGS.config, workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,308 @@
+"""A frozen VGG-19 feature extractor for the perceptual and style losses (paper Eqs. 9-11).
+
+The network is the convolutional part of torchvision's `vgg19().features`: 16 convolutions 3x3
+(SAME, stride 1) each followed by ReLU, and a 2x2 max-pool after blocks 1-4 (the pool after
+block 5 is never needed for features). Input images are (..., H, W, 3) in [0, 1]; the ImageNet
+mean/std normalisation the weights were trained with is applied inside, as in FOMM
+(reference/anchors-mission.md §1.6).
+
+Weights cannot be downloaded on our machines (DESIGN §5 "VGG-19 weights"): `load_vgg19_params`
+reads a user-supplied torchvision/timm state dict from .safetensors, .npz or (with torch
+installed) .pth. Without weights a config may allow `random_vgg19_params`, a seeded He-normal
+network, and `make_vgg_features_fn` logs that the feature losses then use random features.
+
+Parameters are a Flax variables dict {"params": {"conv1_1": {"kernel": (3, 3, in, out) HWIO,
+"bias": (out,)}, ..., "conv5_4": ...}}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+# (block, convolutions in the block, output channels) of VGG-19 (configuration "E").
+_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+CONV_NAMES: tuple[str, ...] = tuple(
+    f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1))
+LAYER_NAMES: tuple[str, ...] = tuple(name.replace("conv", "relu") for name in CONV_NAMES)
+
+# Index of each convolution inside torchvision's (and timm's) `features` Sequential: every conv
+# is followed by its ReLU, and a MaxPool closes each block, so indices skip by 2 and by 3.
+TORCH_FEATURE_INDEX: dict[str, int] = {}
+_index = 0
+for _block, _count, _ in _BLOCKS:
+  for _i in range(1, _count + 1):
+    TORCH_FEATURE_INDEX[f"conv{_block}_{_i}"] = _index
+    _index += 2
+  _index += 1  # the block's MaxPool2d
+del _index, _block, _count, _i
+
+# (in_channels, out_channels) of every convolution.
+CONV_CHANNELS: dict[str, tuple[int, int]] = {}
+_in = 3
+for _block, _count, _out in _BLOCKS:
+  for _i in range(1, _count + 1):
+    CONV_CHANNELS[f"conv{_block}_{_i}"] = (_in, _out)
+    _in = _out
+del _in, _block, _count, _out, _i
+
+# Layers the losses read by default: FOMM's perceptual layers (relu1_1 ... relu5_1) and BDMM's
+# Gram layers (relu2_2, relu3_4, relu4_4, relu5_2). `make_vgg_features_fn` computes up to the
+# deepest of them (relu5_2).
+DEFAULT_LAYERS: tuple[str, ...] = (
+    "relu1_1", "relu2_1", "relu2_2", "relu3_1", "relu3_4", "relu4_1", "relu4_4", "relu5_1",
+    "relu5_2")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+HOW_TO_SUPPLY_WEIGHTS = (
+    "save torchvision's VGG-19 ImageNet weights as safetensors on a machine with internet, e.g. "
+    "python -c \"import torch, torchvision, safetensors.torch as s; "
+    "s.save_file(torchvision.models.vgg19(weights='IMAGENET1K_V1').state_dict(), "
+    "'vgg19.safetensors')\", and point config.loss.vgg_weights at the file "
+    "(--config.loss.vgg_weights=PATH)")
+
+
+def _check_layers(layers: Sequence[str]) -> None:
+  unknown = [name for name in layers if name not in LAYER_NAMES]
+  if unknown:
+    raise ValueError(f"VGG19: unknown layer(s) {unknown}; known: {', '.join(LAYER_NAMES)}")
+
+
+class VGG19(nn.Module):
+  """VGG-19 features: (..., H, W, 3) in [0, 1] -> {"relu1_1": ..., ...}.
+
+  Only the convolutions up to the deepest layer in `layers` are built and run, and the returned
+  dict holds every reluX_Y computed on the way (a superset of `layers`). Max-pooling floors odd
+  sizes like torch's MaxPool2d(2, 2).
+  """
+  layers: Sequence[str] = LAYER_NAMES
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+    _check_layers(self.layers)
+    deepest = max(LAYER_NAMES.index(name) for name in self.layers)
+    batch_shape = images.shape[:-3]
+    x = images.reshape((-1,) + images.shape[-3:]).astype(self.dtype)
+    mean = jnp.asarray(IMAGENET_MEAN, self.dtype)
+    std = jnp.asarray(IMAGENET_STD, self.dtype)
+    x = (x - mean) / std
+    features = {}
+    for position, conv_name in enumerate(CONV_NAMES[:deepest + 1]):
+      block, index = conv_name[4:].split("_")
+      if index == "1" and block != "1":
+        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+      x = nn.Conv(CONV_CHANNELS[conv_name][1], (3, 3), padding="SAME", dtype=self.dtype,
+                  param_dtype=jnp.float32, name=conv_name)(x)
+      x = nn.relu(x)
+      features[LAYER_NAMES[position]] = x.reshape(batch_shape + x.shape[1:])
+    return features
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters: random (seeded) and loaded from a torchvision/timm state dict.
+
+
+def random_vgg19_params(seed: int = 0) -> dict:
+  """A deterministic random VGG-19: He-normal (fan-in) kernels, zero biases.
+
+  Fan-in He keeps the activation scale roughly constant through the 16 ReLU layers, so random
+  features stay well conditioned at relu5_x. Used only when a config sets
+  `loss.allow_random_vgg` (synthetic config, tests).
+  """
+  # numpy's generator: one fast host draw per layer (jax.random would compile 16 kernels).
+  rng = np.random.default_rng(seed)
+  params = {}
+  for name in CONV_NAMES:
+    c_in, c_out = CONV_CHANNELS[name]
+    std = np.float32(np.sqrt(2.0 / (9 * c_in)))
+    kernel = rng.standard_normal((3, 3, c_in, c_out), dtype=np.float32) * std
+    params[name] = {"kernel": jnp.asarray(kernel), "bias": jnp.zeros((c_out,), jnp.float32)}
+  return {"params": params}
+
+
+# Wrappers that checkpoints put in front of the torchvision names (DataParallel, Lightning, ...).
+_WRAPPER_PREFIXES = ("module.", "model.", "vgg19.", "vgg.", "net.", "backbone.", "_orig_mod.")
+_FEATURE_KEY = re.compile(r"^(\d+)\.(weight|bias)$")
+
+
+def _one_line(error: BaseException) -> str:
+  return " ".join(str(error).split()) or type(error).__name__
+
+
+def _read_state_dict(path: str) -> dict[str, np.ndarray]:
+  """Reads {name: array} from .safetensors, .npz or .pth/.pt/.bin without unpickling anything."""
+  suffix = os.path.splitext(path)[1].lower()
+  if suffix == ".safetensors":
+    import safetensors.numpy  # pylint: disable=g-import-not-at-top
+    try:
+      return dict(safetensors.numpy.load_file(path))
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+  if suffix == ".npz":
+    try:
+      with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+  if suffix in (".pth", ".pt", ".bin"):
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise ImportError(
+          f"VGG-19 weights: {path} is a PyTorch file and torch is not installed; install torch "
+          "or convert it to .safetensors with python -c \"import torch, safetensors.torch as s; "
+          f"s.save_file(torch.load('{path}', weights_only=True), 'vgg19.safetensors')\"") from None
+    try:
+      loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+      loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
+    if not isinstance(loaded, Mapping):
+      raise ValueError(f"VGG-19 weights: {path} does not hold a state dict "
+                       f"(got {type(loaded).__name__})")
+    return {name: value.detach().float().cpu().numpy() for name, value in loaded.items()
+            if hasattr(value, "detach")}
+  raise ValueError(f"VGG-19 weights: {path} has an unsupported extension {suffix!r}; use "
+                   ".safetensors, .npz or .pth/.pt (the last needs torch)")
+
+
+def _feature_entries(state: Mapping[str, np.ndarray], path: str) -> dict[str, np.ndarray]:
+  """Maps any accepted key spelling to 'N.weight' / 'N.bias' of the features Sequential.
+
+  Accepted: torchvision and timm (`features.N.*`; both number the Sequential the same way), with
+  wrapper prefixes such as `module.` or `model.`, or with `features.` itself missing. Classifier
+  keys (`classifier.*`, timm's `pre_logits.*`, `head.*`) are ignored.
+  """
+  entries: dict[str, np.ndarray] = {}
+  origin: dict[str, str] = {}
+  for key, value in state.items():
+    name = key
+    stripped = True
+    while stripped:
+      stripped = False
+      for prefix in _WRAPPER_PREFIXES:
+        if name.startswith(prefix):
+          name = name[len(prefix):]
+          stripped = True
+    if name.startswith("features."):
+      name = name[len("features."):]
+    if "running_mean" in name or "running_var" in name:
+      raise ValueError(f"VGG-19 weights: {path} holds batch-norm statistics ({key}); that is "
+                       "vgg19_bn, and only plain vgg19 is supported")
+    if not _FEATURE_KEY.match(name):
+      continue  # classifier / pre_logits / head / anything else
+    if name in entries:
+      raise ValueError(f"VGG-19 weights: {path} has two entries for features.{name}: "
+                       f"{origin[name]!r} and {key!r}")
+    entries[name] = value
+    origin[name] = key
+  return entries
+
+
+def load_vgg19_params(path: str | os.PathLike) -> dict:
+  """Loads VGG-19 convolution weights (torchvision or timm layout) into our Flax params.
+
+  Args:
+    path: a .safetensors, .npz (read with allow_pickle=False) or .pth/.pt file (read with
+      torch.load(weights_only=True), only if torch is installed) holding
+      `features.{0,2,5,7,10,...,34}.weight` of shape (out, in, 3, 3) and `.bias`.
+  Returns:
+    {"params": {"conv1_1": {"kernel": (3, 3, in, out), "bias": (out,)}, ...}} as float32.
+  Raises:
+    FileNotFoundError, ValueError or ImportError with a one-line message naming the file.
+  """
+  path = os.path.expanduser(os.fspath(path))
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"VGG-19 weights: no file at {path}")
+  entries = _feature_entries(_read_state_dict(path), path)
+  params = {}
+  for name in CONV_NAMES:
+    index = TORCH_FEATURE_INDEX[name]
+    c_in, c_out = CONV_CHANNELS[name]
+    converted = {}
+    for kind, expected, flax_name in (("weight", (c_out, c_in, 3, 3), "kernel"),
+                                      ("bias", (c_out,), "bias")):
+      key = f"{index}.{kind}"
+      if key not in entries:
+        found = ", ".join(sorted(entries, key=lambda k: int(k.split(".")[0]))[:6]) or "none"
+        raise ValueError(f"VGG-19 weights: {path} has no features.{key} ({name}); "
+                         f"conv keys found: {found}")
+      value = np.asarray(entries[key])
+      if value.shape != expected:
+        raise ValueError(f"VGG-19 weights: {path}: features.{key} ({name}) has shape "
+                         f"{tuple(value.shape)}, expected {expected}")
+      if kind == "weight":
+        value = value.transpose(2, 3, 1, 0)  # torch OIHW -> flax HWIO
+      converted[flax_name] = jnp.asarray(value, jnp.float32)
+    params[name] = converted
+  return {"params": params}
+
+
+# ---------------------------------------------------------------------------------------------
+# The features function the losses take.
+
+
+def make_features_fn(params: dict, layers: Sequence[str] = DEFAULT_LAYERS,
+                     dtype: Any = jnp.float32) -> Callable[[jax.Array], dict[str, jax.Array]]:
+  """features_fn(image (H, W, 3) in [0, 1]) -> {layer: (h, w, c)} over frozen VGG params.
+
+  The params pass through stop_gradient: VGG is a fixed feature extractor (never trained), so no
+  gradient is computed for it, while gradients still flow to the image. Works on any leading
+  batch shape too.
+  """
+  _check_layers(layers)
+  model = VGG19(layers=tuple(layers), dtype=dtype)
+
+  def features_fn(image: jax.Array) -> dict[str, jax.Array]:
+    return model.apply(jax.lax.stop_gradient(params), image)
+
+  return features_fn
+
+
+def _config_get(config: Any, name: str, default: Any) -> Any:
+  if config is None:
+    return default
+  if isinstance(config, Mapping) or hasattr(config, "get"):
+    return config.get(name, default)
+  return getattr(config, name, default)
+
+
+def make_vgg_features_fn(loss_config: Any, layers: Sequence[str] | None = None
+                         ) -> tuple[Callable[[jax.Array], dict[str, jax.Array]], str]:
+  """Builds the VGG-19 features function from `config.loss`; returns (features_fn, description).
+
+  Reads `loss_config.vgg_weights` (a path; empty: none) and `loss_config.allow_random_vgg`; with
+  no weights and random features allowed, uses `random_vgg19_params(loss_config.random_vgg_seed
+  or 0)` and logs a warning. `layers` defaults to `DEFAULT_LAYERS` (the losses' defaults).
+  """
+  layers = tuple(layers) if layers is not None else DEFAULT_LAYERS
+  weights = _config_get(loss_config, "vgg_weights", "") or ""
+  if weights:
+    params = load_vgg19_params(weights)
+    description = f"VGG-19 weights from {weights}"
+  elif _config_get(loss_config, "allow_random_vgg", False):
+    seed = int(_config_get(loss_config, "random_vgg_seed", 0))
+    params = random_vgg19_params(seed)
+    description = f"random VGG-19 (seed {seed}, He-normal)"
+    logging.warning(
+        "No VGG-19 weights (config.loss.vgg_weights is empty): the perceptual and style losses "
+        "use a frozen random VGG-19 (seed %d), not ImageNet features. To use real ones, %s.",
+        seed, HOW_TO_SUPPLY_WEIGHTS)
+  else:
+    raise ValueError(
+        "The perceptual and style losses need VGG-19 weights and config.loss.vgg_weights is "
+        f"empty: {HOW_TO_SUPPLY_WEIGHTS} (or set --config.loss.allow_random_vgg=True for a "
+        "random feature network).")
+  return make_features_fn(params, layers), description
