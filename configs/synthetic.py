@@ -11,7 +11,8 @@ a frozen, seeded random VGG-19 stands in (and is logged as such).
 from configs import default
 
 
-def get_config():
+def get_config(arg: str = ""):
+  """`configs/synthetic.py` or `configs/synthetic.py:tiny` (seconds-sized, for tests and notebooks)."""
   config = default.get_config()
   config.data.name = "synthetic"
   config.data.manual_dir = "./data/synthetic"
@@ -48,4 +49,34 @@ def get_config():
   config.num_eval_videos = 4
   config.eval_frames_per_video = 16
   config.sample_animation_frames = 48
+  if arg == "tiny":
+    shrink_to_tiny(config)
+  elif arg:
+    raise ValueError(f"configs/synthetic.py: unknown argument {arg!r}; known: tiny")
   return config
+
+
+def shrink_to_tiny(config):
+  """A model and dataset small enough to compile and run a few steps in seconds on a CPU."""
+  config.data.resolution = 32
+  config.data.min_driving_offset = 4
+  config.data.num_repeats = 2
+  config.data.synthetic.update(dict(num_videos=5, num_test_videos=1, num_frames=12))
+  config.model.num_anchors = 4
+  config.model.base_resolution = 16
+  config.model.motion.update(dict(detector_block_expansion=8, detector_max_features=16,
+                                  detector_num_blocks=2, block_expansion=8, max_features=16,
+                                  num_blocks=2))
+  config.model.generator.update(dict(block_expansion=8, max_features=16, num_bottleneck_blocks=1))
+  config.model.discriminator.update(dict(num_scales=1, block_expansion=8, max_features=16,
+                                         num_blocks=2))
+  config.loss.pyramid_scales = (1.0,)
+  config.batch_size = 4
+  config.num_train_steps = 2
+  config.log_every_steps = 1
+  config.image_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.num_eval_videos = 1
+  config.eval_frames_per_video = 4
+  config.eval_batch_size = 4
+  config.sample_animation_frames = 8

@@ -108,13 +108,16 @@ def sundaram_confidence(forward: np.ndarray, backward: np.ndarray, *, fb_alpha: 
   backward_at_target = sample_bilinear(backward, target_x, target_y)
   inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
 
-  forward_sq = np.sum(forward * forward, axis=-1)
-  backward_sq = np.sum(backward_at_target * backward_at_target, axis=-1)
-  round_trip = forward + backward_at_target
-  fb_fail = np.sum(round_trip * round_trip, axis=-1) > fb_alpha * (forward_sq + backward_sq) + fb_beta
+  # Per-component arithmetic: a reduction over a last axis of size 2 is ~10x slower in numpy.
+  u, v = np.ascontiguousarray(forward[..., 0]), np.ascontiguousarray(forward[..., 1])
+  bu, bv = backward_at_target[..., 0], backward_at_target[..., 1]
+  forward_sq = u * u + v * v
+  backward_sq = bu * bu + bv * bv
+  round_trip_sq = (u + bu) ** 2 + (v + bv) ** 2
+  fb_fail = round_trip_sq > fb_alpha * (forward_sq + backward_sq) + fb_beta
 
-  du_dy, du_dx = np.gradient(forward[..., 0])
-  dv_dy, dv_dx = np.gradient(forward[..., 1])
+  du_dy, du_dx = np.gradient(u)
+  dv_dy, dv_dx = np.gradient(v)
   grad_sq = du_dx * du_dx + du_dy * du_dy + dv_dx * dv_dx + dv_dy * dv_dy
   boundary = grad_sq > mb_alpha * forward_sq + mb_beta
 

@@ -341,7 +341,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                            every_steps=config.log_every_steps)
 
   def evaluate(step):
-    params = state.ema_g_params if config.optimizer.ema_decay > 0 else state.g_params
+    # Host copies: evaluation runs on each process's local device, never as a multi-host program.
+    params = jax.device_get(state.ema_g_params if config.optimizer.ema_decay > 0 else state.g_params)
     animator = animate.Animator(generator, params, batch_size=config.eval_batch_size)
     scores = evaluate_reconstruction(animator, test_source, num_videos=config.num_eval_videos,
                                      frames_per_video=config.eval_frames_per_video)
@@ -365,7 +366,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         scalars["learning_rate_g"] = float(g_lr(step))
         writer.write_scalars(step, {f"train/{name}": value for name, value in scalars.items()})
       if config.image_every_steps > 0 and (step % config.image_every_steps == 0 or step == num_train_steps):
-        writer.write_images(step, {"train/summary": summary_images(generator, state.g_params, host_batch)[None]})
+        summary = summary_images(generator, jax.device_get(state.g_params), host_batch)
+        writer.write_images(step, {"train/summary": summary[None]})
       if step % config.checkpoint_every_steps == 0 or step == num_train_steps:
         checkpointing.save(manager, step, state, train_iter, config)
     manager.wait_until_finished()
