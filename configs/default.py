@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   data.motion_boundary_alpha = 0.01  # |grad b|^2 > alpha |b|^2 + beta marks a boundary
   data.motion_boundary_beta = 0.002
   data.worker_count = 2  # grain worker processes (0: in the main process)
+  data.prepare_workers = 0  # processes encoding frames while preparing the dataset (0: in-process)
   data.prefetch_buffer_size = 2
   # Synthetic dataset rendering (input_pipeline/synthetic.py); used when data.name == synthetic.
   data.synthetic = ml_collections.ConfigDict(dict(

@@ -47,7 +47,7 @@ def _one_line(error: BaseException | str) -> str:
 
 
 def _natural_key(name: str):
-  # "frame2.png" before "frame10.png"; zero-padded names (FOMM's 0000000.png) sort the same either way.
+  # "frame2.png" before "frame10.png"; zero-padded names (FOMM's 0000000.png) sort as usual.
   return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
@@ -91,7 +91,8 @@ def list_videos(split_dir: str | os.PathLike) -> list[Path]:
   split_dir = Path(split_dir)
   if not split_dir.is_dir():
     raise DataError(f"{split_dir}: not a directory")
-  videos = sorted((p for p in split_dir.iterdir() if is_video(p)), key=lambda p: _natural_key(p.name))
+  videos = sorted((p for p in split_dir.iterdir() if is_video(p)),
+                  key=lambda p: _natural_key(p.name))
   seen: dict[str, Path] = {}
   for path in videos:
     name = video_name(path)
@@ -245,8 +246,9 @@ def read_video(path: str | os.PathLike, resolution: int | None = None) -> np.nda
     if resolution is not None:
       frame = resize_and_pad(frame, resolution)
     elif frames and frame.shape != frames[0].shape:
+      first = frames[0].shape
       raise VideoReadError(f"{path}: frame {len(frames)} is {frame.shape[1]}x{frame.shape[0]}, "
-                           f"frame 0 is {frames[0].shape[1]}x{frames[0].shape[0]}; pass a resolution")
+                           f"frame 0 is {first[1]}x{first[0]}; pass a resolution")
     frames.append(frame)
   return np.stack(frames)
 
@@ -313,7 +315,10 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
       container.mux(packet)
   except BaseException:
     if container is not None:
-      container.close()
+      try:
+        container.close()
+      except av.FFmpegError:
+        pass  # the original error is the one to report
       path.unlink(missing_ok=True)  # no half-written video left behind
     raise
   container.close()

@@ -1,4 +1,4 @@
-"""TFDS builders that store videos one PNG record per frame: DanceFashion (UBC Fashion) and VideoFolder."""
+"""TFDS builders storing videos one PNG record per frame: DanceFashion, VideoFolder."""
 
 from input_pipeline.dance_fashion.dance_fashion import DanceFashion
 from input_pipeline.dance_fashion.dance_fashion import VideoFolder

@@ -6,8 +6,11 @@ example (frames 0, t-1, t) reads exactly three records. `TfdsVideoSource`
 (input_pipeline/datasets.py) finds where each video starts by hopping over first records
 (record 0 says how many frames video 0 has, so video 1 starts at that index, ...).
 
-Writing needs no TensorFlow: frames are PNG-encoded with OpenCV and fed to `tfds.features.Image` as
-bytes (an ndarray would go through `tf.image.encode_png`).
+Frames are PNG-encoded with OpenCV and fed to `tfds.features.Image` as bytes (an ndarray would go
+through `tf.image.encode_png`). Reading never needs TensorFlow, nor does writing a split below 1 GB;
+a larger split (DanceFashion: about 230 KB per 512x512 frame) passes through TFDS's on-disk sort
+buckets, which use `tf.io.gfile`, so preparing it needs tensorflow(-cpu) installed, and temporary
+disk space about the size of the split.
 
 Rules applied while preparing (see README.md):
 * frames are converted to uint8 RGB and fitted into an R x R white square, each frame on its own
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import inspect
 import multiprocessing
 import os
 from pathlib import Path
@@ -34,6 +38,7 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from etils import epath
 
 from input_pipeline import video_io
 
@@ -57,7 +62,7 @@ class VideoFramesConfig(tfds.core.BuilderConfig):
 
 
 def frames_config(name: str, resolution: int, description: str = "") -> VideoFramesConfig:
-  """A config named `name` storing frames at `resolution` (TFDS keeps each under data_dir/<builder>/<name>/)."""
+  """A config named `name` storing frames at `resolution` (prepared under <builder>/<name>/)."""
   return VideoFramesConfig(
       name=name, resolution=int(resolution),
       description=description or f"frames resized and padded to {resolution}x{resolution}")
@@ -91,7 +96,8 @@ def _encoded_videos(paths: Sequence[Path], resolution: int, num_workers: int):
   # Spawned workers (no fork of a process that may hold JAX/threads); at most 2 videos per worker
   # in flight so that finished videos never pile up in memory.
   context = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+  pool = concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context)
+  try:
     pending = []
     paths = list(paths)
     next_index = 0
@@ -102,6 +108,8 @@ def _encoded_videos(paths: Sequence[Path], resolution: int, num_workers: int):
         next_index += 1
       path, future = pending.pop(0)
       yield path, future.result()
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)  # on an error, do not encode the rest
 
 
 class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -116,9 +124,18 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     encoding videos while preparing (0: in this process); the rest goes to DatasetBuilder."""
     if min_frames < 1:
       raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+    if kwargs.get("config") is None and not self.BUILDER_CONFIGS:
+      raise ValueError(f"{type(self).__name__} needs config=frames_config(name, resolution)")
     self._min_frames = int(min_frames)
     self._num_workers = int(num_workers)
     super().__init__(file_format=file_format, **kwargs)
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    """This module's file. TFDS 4.9.10's own lookup evaluates `importlib_resources.abc`, a package
+    it declares only for Python < 3.9, and fails with ModuleNotFoundError without it."""
+    return epath.Path(inspect.getfile(cls))
 
   @property
   def resolution(self) -> int:
@@ -164,7 +181,8 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     for index, (path, (frames, sizes)) in enumerate(encoded):
       name = video_io.video_name(path)
       if len(frames) < self._min_frames:
-        logging.warning("%s: skipped, %d frames < min_frames=%d", path, len(frames), self._min_frames)
+        logging.warning("%s: skipped, %d frames < min_frames=%d", path, len(frames),
+                        self._min_frames)
         skipped.append(name)
         continue
       if len(sizes) > 1:
@@ -188,13 +206,14 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     logging.info("%s: %d videos prepared", split, len(kept))
 
 
-def find_split_videos(manual_dir: str | os.PathLike, instructions: str = "") -> dict[str, list[Path]]:
+def find_split_videos(manual_dir: str | os.PathLike,
+                      instructions: str = "") -> dict[str, list[Path]]:
   """The videos of each split found under manual_dir/{train,test}/ (test is optional).
 
   Raises DataError (one line) if manual_dir or its train/ has no videos, or a split folder is empty.
   """
   manual_dir = Path(manual_dir)
-  hint = " ".join(instructions.split()[:60]) if instructions else ""
+  hint = " ".join(instructions.replace("<manual_dir>", str(manual_dir)).split())
   hint = f" ({hint})" if hint else ""
   if not manual_dir.is_dir():
     raise video_io.DataError(f"{manual_dir}: manual_dir does not exist; put videos in "
@@ -230,8 +249,9 @@ class DanceFashion(_VideoFramesBuilder):
       f"{UBC_TEST_LIST} list one video URL per line; download every URL of fashion_train.txt "
       "into <manual_dir>/train/ and every URL of fashion_test.txt into <manual_dir>/test/, "
       "keeping the .mp4 files (e.g. `wget -i fashion_train.txt -P <manual_dir>/train/`). "
-      "Folders of PNG frames (FOMM's fashion-png layout <manual_dir>/train/<video>.mp4/0000000.png) "
-      "are accepted too. See input_pipeline/dance_fashion/README.md.")
+      "Folders of PNG frames (FOMM's fashion-png layout "
+      "<manual_dir>/train/<video>.mp4/0000000.png) are accepted too. "
+      "See input_pipeline/dance_fashion/README.md.")
 
   def _homepage(self) -> str:
     return UBC_FASHION_PAGE
