@@ -26,8 +26,9 @@ GAN_MODES = ("vanilla", "lsgan")
 # FOMM's perceptual layers (reference/anchors-mission.md §1.6), weight 1 each; the caller
 # multiplies by lambda_per (config.loss.perceptual).
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# The paper does not name its style layers; these are BDMM's Gram layers (anchors-mission.md §4).
-STYLE_LAYERS = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
+# The paper does not name its style layers: one per VGG block, the default of
+# config.loss.style_layers (BDMM uses relu2_2, relu3_4, relu4_4, relu5_2, anchors-mission.md §4).
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def _f32(x: jax.Array) -> jax.Array:
@@ -236,8 +237,9 @@ def style_loss(features_fn: FeaturesFn, prediction: jax.Array, target: jax.Array
   Reading of Eq. 10: its leading 1/CHW is the same normalisation as Eq. 11's, printed twice;
   it is applied ONCE, inside the Gram matrix (G = F^T F / (C H W)), as in the cited Johnson et
   al. [13], whose style loss is the plain squared Frobenius distance of CHW-normalised Grams.
-  Dividing again would shrink the deep layers' terms by a further ~1e5 at 512x512 and leave
-  the loss almost entirely to relu2_2.
+  Dividing a second time would multiply each layer's term by another 1/(C_l H_l W_l), 1e-7 to
+  1e-6 at 512x512, reweighting the layers by their sizes and making lambda_sty resolution
+  dependent. Target Grams are constants.
   """
   pred = features_fn(prediction)
   targ = features_fn(target)

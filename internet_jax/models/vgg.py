@@ -9,7 +9,8 @@ mean/std normalisation the weights were trained with is applied inside, as in FO
 Weights cannot be downloaded on our machines (DESIGN §5 "VGG-19 weights"): `load_vgg19_params`
 reads a user-supplied torchvision/timm state dict from .safetensors, .npz or (with torch
 installed) .pth. Without weights a config may allow `random_vgg19_params`, a seeded He-normal
-network, and `make_vgg_features_fn` logs that the feature losses then use random features.
+network, and `create_vgg` / `make_vgg_features_fn` log that the feature losses then use random
+features.
 
 Parameters are a Flax variables dict {"params": {"conv1_1": {"kernel": (3, 3, in, out) HWIO,
 "bias": (out,)}, ..., "conv5_4": ...}}.
@@ -17,6 +18,7 @@ Parameters are a Flax variables dict {"params": {"conv1_1": {"kernel": (3, 3, in
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any, Callable, Mapping, Sequence
@@ -26,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+
+from internet_jax.losses import PERCEPTUAL_LAYERS, STYLE_LAYERS
 
 # (block, convolutions in the block, output channels) of VGG-19 (configuration "E").
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -54,12 +58,9 @@ for _block, _count, _out in _BLOCKS:
     _in = _out
 del _in, _block, _count, _out, _i
 
-# Layers the losses read by default: FOMM's perceptual layers (relu1_1 ... relu5_1) and BDMM's
-# Gram layers (relu2_2, relu3_4, relu4_4, relu5_2). `make_vgg_features_fn` computes up to the
-# deepest of them (relu5_2).
-DEFAULT_LAYERS: tuple[str, ...] = (
-    "relu1_1", "relu2_1", "relu2_2", "relu3_1", "relu3_4", "relu4_1", "relu4_4", "relu5_1",
-    "relu5_2")
+# Layers the losses read by default (losses.PERCEPTUAL_LAYERS and losses.STYLE_LAYERS: FOMM's
+# relu1_1 ... relu5_1); `create_vgg` adds config.loss.style_layers to them.
+DEFAULT_LAYERS: tuple[str, ...] = tuple(dict.fromkeys(PERCEPTUAL_LAYERS + STYLE_LAYERS))
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,14 +79,36 @@ def _check_layers(layers: Sequence[str]) -> None:
     raise ValueError(f"VGG19: unknown layer(s) {unknown}; known: {', '.join(LAYER_NAMES)}")
 
 
+class _Conv3x3(nn.Module):
+  """A 3x3 SAME convolution (torch Conv2d(k=3, padding=1)) whose parameters are optionally
+  constants: with `frozen`, gradients stop at the kernel and bias but still flow to the input."""
+  features: int
+  frozen: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.he_normal(), (3, 3, x.shape[-1], self.features),
+                        jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    if self.frozen:
+      kernel, bias = jax.lax.stop_gradient(kernel), jax.lax.stop_gradient(bias)
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), kernel.astype(self.dtype), window_strides=(1, 1),
+        padding=((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias.astype(self.dtype)
+
+
 class VGG19(nn.Module):
   """VGG-19 features: (..., H, W, 3) in [0, 1] -> {"relu1_1": ..., ...}.
 
   Only the convolutions up to the deepest layer in `layers` are built and run, and the returned
   dict holds every reluX_Y computed on the way (a superset of `layers`). Max-pooling floors odd
-  sizes like torch's MaxPool2d(2, 2).
+  sizes like torch's MaxPool2d(2, 2). With `frozen` (the default) the parameters are constants
+  (VGG is never trained): `apply` passes no gradient to them, only to the images.
   """
   layers: Sequence[str] = LAYER_NAMES
+  frozen: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -102,8 +125,8 @@ class VGG19(nn.Module):
       block, index = conv_name[4:].split("_")
       if index == "1" and block != "1":
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-      x = nn.Conv(CONV_CHANNELS[conv_name][1], (3, 3), padding="SAME", dtype=self.dtype,
-                  param_dtype=jnp.float32, name=conv_name)(x)
+      x = _Conv3x3(CONV_CHANNELS[conv_name][1], frozen=self.frozen, dtype=self.dtype,
+                   name=conv_name)(x)
       x = nn.relu(x)
       features[LAYER_NAMES[position]] = x.reshape(batch_shape + x.shape[1:])
     return features
@@ -258,17 +281,12 @@ def make_features_fn(params: dict, layers: Sequence[str] = DEFAULT_LAYERS,
                      dtype: Any = jnp.float32) -> Callable[[jax.Array], dict[str, jax.Array]]:
   """features_fn(image (H, W, 3) in [0, 1]) -> {layer: (h, w, c)} over frozen VGG params.
 
-  The params pass through stop_gradient: VGG is a fixed feature extractor (never trained), so no
-  gradient is computed for it, while gradients still flow to the image. Works on any leading
-  batch shape too.
+  No gradient reaches the params (VGG is a fixed feature extractor, never trained), while
+  gradients still flow to the image. Works on any leading batch shape too.
   """
   _check_layers(layers)
   model = VGG19(layers=tuple(layers), dtype=dtype)
-
-  def features_fn(image: jax.Array) -> dict[str, jax.Array]:
-    return model.apply(jax.lax.stop_gradient(params), image)
-
-  return features_fn
+  return functools.partial(model.apply, params)
 
 
 def _config_get(config: Any, name: str, default: Any) -> Any:
@@ -279,30 +297,51 @@ def _config_get(config: Any, name: str, default: Any) -> Any:
   return getattr(config, name, default)
 
 
-def make_vgg_features_fn(loss_config: Any, layers: Sequence[str] | None = None
-                         ) -> tuple[Callable[[jax.Array], dict[str, jax.Array]], str]:
-  """Builds the VGG-19 features function from `config.loss`; returns (features_fn, description).
+def _layers_for(loss_config: Any) -> tuple[str, ...]:
+  """The layers the losses read: the perceptual layers plus config.loss.style_layers."""
+  perceptual = tuple(_config_get(loss_config, "perceptual_layers", None) or PERCEPTUAL_LAYERS)
+  style = tuple(_config_get(loss_config, "style_layers", None) or STYLE_LAYERS)
+  return tuple(dict.fromkeys(perceptual + style))
 
-  Reads `loss_config.vgg_weights` (a path; empty: none) and `loss_config.allow_random_vgg`; with
-  no weights and random features allowed, uses `random_vgg19_params(loss_config.random_vgg_seed
-  or 0)` and logs a warning. `layers` defaults to `DEFAULT_LAYERS` (the losses' defaults).
-  """
-  layers = tuple(layers) if layers is not None else DEFAULT_LAYERS
+
+def _params_from_config(loss_config: Any) -> tuple[dict, str]:
   weights = _config_get(loss_config, "vgg_weights", "") or ""
   if weights:
-    params = load_vgg19_params(weights)
-    description = f"VGG-19 weights from {weights}"
-  elif _config_get(loss_config, "allow_random_vgg", False):
+    return load_vgg19_params(weights), f"VGG-19 weights from {weights}"
+  if _config_get(loss_config, "allow_random_vgg", False):
     seed = int(_config_get(loss_config, "random_vgg_seed", 0))
-    params = random_vgg19_params(seed)
-    description = f"random VGG-19 (seed {seed}, He-normal)"
     logging.warning(
         "No VGG-19 weights (config.loss.vgg_weights is empty): the perceptual and style losses "
         "use a frozen random VGG-19 (seed %d), not ImageNet features. To use real ones, %s.",
         seed, HOW_TO_SUPPLY_WEIGHTS)
-  else:
-    raise ValueError(
-        "The perceptual and style losses need VGG-19 weights and config.loss.vgg_weights is "
-        f"empty: {HOW_TO_SUPPLY_WEIGHTS} (or set --config.loss.allow_random_vgg=True for a "
-        "random feature network).")
+    return random_vgg19_params(seed), f"random VGG-19 (seed {seed}, He-normal)"
+  raise ValueError(
+      "The perceptual and style losses need VGG-19 weights and config.loss.vgg_weights is "
+      f"empty: {HOW_TO_SUPPLY_WEIGHTS} (or set --config.loss.allow_random_vgg=True for a "
+      "random feature network).")
+
+
+def create_vgg(loss_config: Any, layers: Sequence[str] | None = None,
+               dtype: Any = jnp.float32) -> tuple[VGG19, dict]:
+  """(vgg_net, vgg_params) from `config.loss`; `vgg_net.apply(vgg_params, image)` -> features.
+
+  Weights: `loss_config.vgg_weights` if set (`load_vgg19_params`); else, if
+  `loss_config.allow_random_vgg`, `random_vgg19_params(loss_config.random_vgg_seed or 0)` with a
+  logged warning; else a one-line ValueError saying how to supply them. The module is frozen (no
+  gradient to vgg_params) and computes up to the deepest of `layers` (default: the perceptual
+  layers plus `loss_config.style_layers`). Passing vgg_params as a jit argument lets the caller
+  place them (e.g. replicated) instead of baking them into the program.
+  """
+  layers = tuple(layers) if layers is not None else _layers_for(loss_config)
+  _check_layers(layers)
+  params, _ = _params_from_config(loss_config)
+  return VGG19(layers=layers, dtype=dtype), params
+
+
+def make_vgg_features_fn(loss_config: Any, layers: Sequence[str] | None = None
+                         ) -> tuple[Callable[[jax.Array], dict[str, jax.Array]], str]:
+  """(features_fn, description) from `config.loss`: the same weights as `create_vgg`, closed
+  over; description says where they came from (log it)."""
+  layers = tuple(layers) if layers is not None else _layers_for(loss_config)
+  params, description = _params_from_config(loss_config)
   return make_features_fn(params, layers), description
