@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Sundaram et al. [27] extrinsic confidence (temporal scheme b).
   data.fb_consistency_alpha = 0.01  # |f + b|^2 < alpha (|f|^2 + |b|^2) + beta
   data.fb_consistency_beta = 0.5  # in pixels^2
-  data.motion_boundary_alpha = 0.01  # |grad b|^2 > alpha |b|^2 + beta marks a boundary
+  data.motion_boundary_alpha = 0.01  # |grad f|^2 > alpha |f|^2 + beta marks a boundary (f: forward)
   data.motion_boundary_beta = 0.002
   data.worker_count = 2  # grain worker processes (0: in the main process)
   data.prepare_workers = 0  # processes encoding frames while preparing the dataset (0: in-process)

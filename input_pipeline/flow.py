@@ -74,11 +74,32 @@ def pixel_to_normalized_flow(flow_px: np.ndarray, height: int, width: int) -> np
   return (flow_px * scale).astype(np.float32)
 
 
-def sample_bilinear(field: np.ndarray, coords_x: np.ndarray, coords_y: np.ndarray) -> np.ndarray:
-  """Bilinear sample of an (H, W, C) float32 field at pixel coordinates (edge-clamped)."""
-  return cv2.remap(field.astype(np.float32), coords_x.astype(np.float32),
-                   coords_y.astype(np.float32), interpolation=cv2.INTER_LINEAR,
-                   borderMode=cv2.BORDER_REPLICATE)
+def sample_bilinear(field: np.ndarray, coords: np.ndarray) -> np.ndarray:
+  """Bilinear sample of an (H, W, C) field at float32 pixel coordinates (Ho, Wo, 2) (x, y).
+
+  Samples outside the image are edge-clamped (cv2.remap, BORDER_REPLICATE).
+  """
+  return cv2.remap(np.asarray(field, np.float32), np.asarray(coords, np.float32), None,
+                   interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+  cache = getattr(_LOCAL, "grids", None)
+  if cache is None:
+    cache = _LOCAL.grids = {}
+  if (height, width) not in cache:
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.stack([xs, ys], axis=-1)
+    grid.flags.writeable = False
+    cache[(height, width)] = grid
+  return cache[(height, width)]
+
+
+def _sum_of_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """a*a + b*b with one allocation (fresh large arrays cost page faults; see below)."""
+  out = a * a
+  out += b * b
+  return out
 
 
 def sundaram_confidence(forward: np.ndarray, backward: np.ndarray, *, fb_alpha: float = 0.01,
@@ -88,37 +109,52 @@ def sundaram_confidence(forward: np.ndarray, backward: np.ndarray, *, fb_alpha: 
 
   Both tests use pixel units and the published constants. With w = forward(p) and
   w_hat = backward(p + w) (bilinear), a pixel p is unreliable if
-    * forward-backward check fails (occlusion):  |w + w_hat|^2 > fb_alpha (|w|^2 + |w_hat|^2) + fb_beta
+    * the forward-backward check fails (occlusion):
+        |w + w_hat|^2 > fb_alpha (|w|^2 + |w_hat|^2) + fb_beta
     * it lies on a motion boundary:  |grad u|^2 + |grad v|^2 > mb_alpha |w|^2 + mb_beta,
-      where (u, v) = `forward`, the flow that lives on the mask's grid (central differences);
-    * or p + w leaves frame_b (no correspondence to check; the zero-padded warp reads 0 there).
+      where (u, v) = `forward`, the flow that lives on the mask's grid (central differences,
+      replicated border);
+    * or p + w leaves frame_b (outside the first/last pixel centres: no correspondence to check,
+      and the zero-padded warp of Eq. 2 reads 0 there).
 
   Args:
     forward: float32 (H, W, 2) pixel flow frame_a -> frame_b, on frame_a's grid.
     backward: float32 (H, W, 2) pixel flow frame_b -> frame_a, on frame_b's grid.
+    fb_alpha, fb_beta: forward-backward constants (Sundaram et al.: 0.01, 0.5 px^2).
+    mb_alpha, mb_beta: motion-boundary constants (Sundaram et al.: 0.01, 0.002).
   Returns:
     float32 (H, W) in {0, 1}, on frame_a's grid (1 = reliable).
   """
-  forward = np.asarray(forward, np.float32)
-  backward = np.asarray(backward, np.float32)
+  # Written with OpenCV calls and in-place numpy: at 512^2 every fresh temporary costs about as
+  # much in page faults as the arithmetic it holds.
+  forward = np.ascontiguousarray(forward, np.float32)
   height, width = forward.shape[:2]
-  xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-  target_x = xs + forward[..., 0]
-  target_y = ys + forward[..., 1]
-  backward_at_target = sample_bilinear(backward, target_x, target_y)
-  inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
+  target = forward + _pixel_grid(height, width)  # p + w
+  inside = cv2.inRange(target, (0.0, 0.0), (width - 1.0, height - 1.0)) > 0
+  backward_at_target = sample_bilinear(backward, target)  # w_hat(p + w)
 
-  # Per-component arithmetic: a reduction over a last axis of size 2 is ~10x slower in numpy.
-  u, v = np.ascontiguousarray(forward[..., 0]), np.ascontiguousarray(forward[..., 1])
-  bu, bv = backward_at_target[..., 0], backward_at_target[..., 1]
-  forward_sq = u * u + v * v
-  backward_sq = bu * bu + bv * bv
-  round_trip_sq = (u + bu) ** 2 + (v + bv) ** 2
-  fb_fail = round_trip_sq > fb_alpha * (forward_sq + backward_sq) + fb_beta
+  u, v = cv2.split(forward)
+  bu, bv = cv2.split(backward_at_target)
+  forward_sq = _sum_of_squares(u, v)
+  threshold = _sum_of_squares(bu, bv)
+  threshold += forward_sq
+  threshold *= fb_alpha
+  threshold += fb_beta
+  bu += u  # bu, bv now hold the round trip w + w_hat
+  bv += v
+  fb_ok = _sum_of_squares(bu, bv) <= threshold
 
-  du_dy, du_dx = np.gradient(u)
-  dv_dy, dv_dx = np.gradient(v)
-  grad_sq = du_dx * du_dx + du_dy * du_dy + dv_dx * dv_dx + dv_dy * dv_dy
-  boundary = grad_sq > mb_alpha * forward_sq + mb_beta
+  d_dx = cv2.Sobel(forward, cv2.CV_32F, 1, 0, ksize=1, scale=0.5, borderType=cv2.BORDER_REPLICATE)
+  d_dy = cv2.Sobel(forward, cv2.CV_32F, 0, 1, ksize=1, scale=0.5, borderType=cv2.BORDER_REPLICATE)
+  d_dx *= d_dx
+  d_dy *= d_dy
+  d_dx += d_dy
+  grad_u, grad_v = cv2.split(d_dx)
+  grad_u += grad_v  # |grad u|^2 + |grad v|^2
+  forward_sq *= mb_alpha
+  forward_sq += mb_beta
+  mb_ok = grad_u <= forward_sq
 
-  return (inside & ~fb_fail & ~boundary).astype(np.float32)
+  inside &= fb_ok
+  inside &= mb_ok
+  return inside.astype(np.float32)
