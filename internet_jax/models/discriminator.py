@@ -2,9 +2,9 @@
 
 Each scale is a PatchGAN: `num_blocks` conv 4x4 blocks with widths block_expansion * 2^i (capped
 at max_features), instance norm on every block but the first, LeakyReLU 0.2; strides 2 except the
-last block, then a final stride-1 conv 4x4 to one logit map — pix2pixHD's n_layers = num_blocks - 1
-layout, in which the last two convolutions keep the resolution. Padding is SAME (pix2pixHD pads 2,
-FOMM pads 0); with SAME every stride-2 block exactly halves an even size.
+last block, then a final stride-1 conv 4x4 to one logit map: pix2pixHD's layout with
+n_layers = num_blocks - 1, in which the last two convolutions keep the resolution. Padding is
+SAME (pix2pixHD pads 2, FOMM pads 0); with SAME every stride-2 block exactly halves an even size.
 The image is downsampled x2 (anti-aliased, `geometry.downsample`) between scales.
 """
 
