@@ -39,8 +39,14 @@ def check_batch_size(global_batch_size: int, field: str = "config.batch_size") -
 
 
 def put_replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-  # Copy first: device_put may alias the host-side device-0 buffers, which donation would delete.
-  return jax.device_put(jax.tree.map(np.array, jax.device_get(tree)), replicated(mesh))
+  """Host values (identical on every process) -> arrays replicated over the whole mesh.
+
+  Works on multi-host meshes, where `device_put` cannot target non-addressable devices; the copy
+  also avoids aliasing buffers that the donating train step would delete.
+  """
+  sharding = replicated(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.array(x)), jax.device_get(tree))
 
 
 def put_batch(local_batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:

@@ -51,9 +51,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.temporal.scheme not in TEMPORAL_SCHEMES:
     raise ValueError(f"config.temporal.scheme: unknown scheme {config.temporal.scheme!r}; "
                      f"known: {', '.join(TEMPORAL_SCHEMES)}")
-  if config.model_name not in models.MODELS:
-    raise ValueError(f"config.model_name: unknown model {config.model_name!r}; "
-                     f"known: {', '.join(models.MODELS)}")
+  models.create_models(config)  # validates the model fields; cheap, nothing is initialised
   sharding.check_batch_size(config.batch_size)
   vgg_weights = config.loss.vgg_weights
   if not config.loss.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
@@ -80,11 +78,12 @@ def create_optimizers(config: ml_collections.ConfigDict, steps_per_epoch: int):
   return g_tx, d_tx
 
 
-def create_train_state(key: jax.Array, config: ml_collections.ConfigDict, generator, discriminator,
-                       g_tx, d_tx) -> TrainState:
+def create_train_state(config: ml_collections.ConfigDict, generator, discriminator, g_tx,
+                       d_tx) -> TrainState:
+  """Initial state from config.seed; jit it with replicated out_shardings to build it on the mesh."""
   resolution = config.data.resolution
   image = jnp.zeros((1, resolution, resolution, 3), jnp.float32)
-  g_key, d_key = jax.random.split(key)
+  g_key, d_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
   g_params = generator.init(g_key, image, image)
   d_params = discriminator.init(d_key, image)
   return TrainState(
@@ -160,11 +159,11 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
     if weights["feature_matching"]:
       terms["feature_matching"] = losses.feature_matching_loss(
           [s["features"] for s in example["real"]], [s["features"] for s in example["fake"]])
-    if weights["perceptual"]:
-      terms["perceptual"] = losses.perceptual_loss(
-          features_fn, pred, target, tuple(config.loss.pyramid_scales))
-    if weights["style"]:
-      terms["style"] = losses.style_loss(features_fn, pred, target, tuple(config.loss.style_layers))
+    if weights["perceptual"] or weights["style"]:
+      # One VGG pass per pyramid level serves both Eq. 9 and Eq. 10.
+      terms["perceptual"], terms["style"] = losses.perceptual_and_style_loss(
+          features_fn, pred, target, tuple(config.loss.pyramid_scales),
+          style_layers=tuple(config.loss.style_layers))
     if need_equivariance:
       equivariance = losses.equivariance_loss(example["driving_anchors"],
                                               example["transformed_anchors"], example["tps"])
@@ -200,10 +199,11 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
   return (g_loss, d_loss), metrics
 
 
-def train_step(state: TrainState, batch: dict, vgg_params, key: jax.Array, *, generator,
-               discriminator, vgg_net, g_tx, d_tx, config) -> tuple[TrainState, dict]:
+def train_step(state: TrainState, batch: dict, vgg_params, *, generator, discriminator, vgg_net,
+               g_tx, d_tx, config) -> tuple[TrainState, dict]:
   """Updates D and G from one forward pass; returns the new state and scalar metrics."""
-  step_key = jax.random.fold_in(key, state.step)
+  # Randomness from the seed and the step only (DESIGN §4), so a resumed run draws the same.
+  step_key = jax.random.fold_in(training_key(config.seed), state.step)
   loss_fn = functools.partial(loss_terms, batch=batch, vgg_params=vgg_params, key=step_key,
                               generator=generator, discriminator=discriminator, vgg_net=vgg_net,
                               config=config)
@@ -222,15 +222,20 @@ def train_step(state: TrainState, batch: dict, vgg_params, key: jax.Array, *, ge
     ema_g_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_g_params, g_params)
 
   metrics.update({
-      "g/grad_norm": optax.global_norm(g_grads),
-      "d/grad_norm": optax.global_norm(d_grads),
-      "g/param_norm": optax.global_norm(g_params),
-      "d/param_norm": optax.global_norm(d_params),
+      "g/grad_norm": optax.tree.norm(g_grads),
+      "d/grad_norm": optax.tree.norm(d_grads),
+      "g/param_norm": optax.tree.norm(g_params),
+      "d/param_norm": optax.tree.norm(d_params),
   })
   new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                             g_opt_state=g_opt_state, d_opt_state=d_opt_state,
                             ema_g_params=ema_g_params)
   return new_state, metrics
+
+
+def training_key(seed: int) -> jax.Array:
+  """The key of the per-step randomness (the equivariance transforms); init uses another."""
+  return jax.random.fold_in(jax.random.key(seed), 1)
 
 
 def make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh) -> Callable:
@@ -318,14 +323,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   generator, discriminator = models.create_models(config)
   g_tx, d_tx = create_optimizers(config, steps_per_epoch)
-  init_key, step_key = jax.random.split(jax.random.key(config.seed))
   replicated = sharding.replicated(mesh)
   state = jax.jit(functools.partial(create_train_state, config=config, generator=generator,
                                     discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
-                  out_shardings=replicated)(init_key)
+                  out_shardings=replicated)()
   vgg_net, vgg_params = vgg.create_vgg(config.loss)
   vgg_params = sharding.put_replicated(vgg_params, mesh)
-  step_key = jax.device_put(step_key, replicated)
 
   manager = checkpointing.create_manager(workdir, max_to_keep=config.keep_checkpoints)
   initial_step = 0
@@ -358,7 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         host_batch = next(train_iter)
         batch = sharding.put_batch(host_batch, mesh)
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        state, metrics = p_train_step(state, batch, vgg_params, step_key)
+        state, metrics = p_train_step(state, batch, vgg_params)
       report(step)
       if step % config.log_every_steps == 0 or step == num_train_steps:
         scalars = {name: float(value) for name, value in jax.device_get(metrics).items()}

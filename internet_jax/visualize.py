@@ -144,3 +144,57 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
   ok = cv2.imwrite(os.fspath(path), np.ascontiguousarray(image[..., ::-1]))  # OpenCV wants BGR
   if not ok:
     raise OSError(f"{path}: could not write PNG")
+
+
+def _upsample_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def draw_anchors(image: np.ndarray, anchors: np.ndarray, radius: int | None = None) -> np.ndarray:
+  """Draws anchors (K, 2), normalised (x, y) in [-1, 1], as dots in the label palette colours."""
+  image = to_uint8_rgb(image).copy()
+  height, width = image.shape[:2]
+  radius = radius or max(1, round(min(height, width) / 64))
+  palette = label_palette(len(anchors))
+  for index, (x, y) in enumerate(np.asarray(anchors, np.float32)):
+    centre = (int(round((x + 1) * (width - 1) / 2)), int(round((y + 1) * (height - 1) / 2)))
+    cv2.circle(image, centre, radius, tuple(int(c) for c in palette[index + 1]), thickness=-1,
+               lineType=cv2.LINE_AA)
+  return image
+
+
+def motion_by_anchor(composition: np.ndarray, height: int, width: int) -> np.ndarray:
+  """The motion field coloured by anchor (paper Fig. 8): each pixel takes the colour of the motion
+  with the largest composition weight, channel 0 (the still background) is black, and brightness
+  follows that weight. composition: (h, w, K + 1)."""
+  composition = np.asarray(composition, np.float32)
+  winner = np.argmax(composition, axis=-1)
+  palette = label_palette(composition.shape[-1] - 1).astype(np.float32)
+  palette[0] = 0.0
+  colour = palette[winner] * np.max(composition, axis=-1, keepdims=True)
+  return _upsample_nearest(np.clip(colour, 0, 255).astype(np.uint8), height, width)
+
+
+def confidence_to_rgb(confidence: np.ndarray, height: int, width: int) -> np.ndarray:
+  """A confidence map (h, w, 1) in [0, 1] as grey levels, upsampled to (height, width)."""
+  grey = to_uint8_rgb(np.asarray(confidence, np.float32)[..., 0])
+  return _upsample_nearest(grey, height, width)
+
+
+def training_summary(batch: dict, outputs: dict) -> np.ndarray:
+  """One row per example: source | driving | output | anchors (source, driving) | motion field
+  coloured by anchor | confidence map. `batch` holds uint8 frames, `outputs` the generator's dict."""
+  rows = []
+  for index in range(len(batch["source"])):
+    source, driving = batch["source"][index], batch["driving"][index]
+    height, width = driving.shape[:2]
+    rows.append([
+        source,
+        driving,
+        np.asarray(outputs["prediction"][index], np.float32),
+        draw_anchors(source, outputs["source_anchors"]["value"][index]),
+        draw_anchors(driving, outputs["driving_anchors"]["value"][index]),
+        motion_by_anchor(outputs["composition"][index], height, width),
+        confidence_to_rgb(outputs["confidence"][index], height, width),
+    ])
+  return tile_images(rows)
