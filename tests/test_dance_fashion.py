@@ -18,39 +18,22 @@ from input_pipeline import datasets
 from input_pipeline import video_io
 from input_pipeline.dance_fashion import dance_fashion
 from input_pipeline.sources import VideoSource
+from video_fixtures import smooth_frames as _smooth_frames, write_pngs as _write_pngs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOLUTION = 32
 MIN_DRIVING_OFFSET = 3  # min_frames = 5
 
 
-def _frames(count, height, width, seed):
-  rng = np.random.default_rng(seed)
-  y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-  base = rng.uniform(0, 6, 3)
-  return [np.stack([127 + 100 * np.sin(x / width * 4 + y / height * 3 + base[c] + 0.4 * t)
-                    for c in range(3)], -1).round().astype(np.uint8) for t in range(count)]
-
-
-def _write_pngs(folder, frames):
-  folder.mkdir(parents=True)
-  for index, frame in enumerate(frames):
-    if frame.ndim == 3 and frame.shape[-1] == 3:
-      frame = frame[..., ::-1]
-    elif frame.ndim == 3 and frame.shape[-1] == 4:
-      frame = frame[..., [2, 1, 0, 3]]
-    assert cv2.imwrite(str(folder / f"{index:07d}.png"), np.ascontiguousarray(frame))
-
-
 def _make_manual_dir(root):
   """train: a (9 RGB PNGs, 40x30), b (14 PNGs mixing sizes, gray, RGBA, 16 bit), c (12-frame mp4),
   short (3 PNGs, below min_frames); test: t (7 PNGs). Returns {split: {name: expected frames}}."""
   expected = {"train": {}, "test": {}}
-  a = _frames(9, 40, 30, 0)
+  a = _smooth_frames(9, 40, 30, 0)
   _write_pngs(root / "train" / "a", a)
   expected["train"]["a"] = a
   b = []
-  for t, frame in enumerate(_frames(14, 48, 48, 1)):
+  for t, frame in enumerate(_smooth_frames(14, 48, 48, 1)):
     if t % 4 == 1:
       b.append(frame[:36, :44])  # another size within the video
     elif t % 4 == 2:
@@ -61,11 +44,11 @@ def _make_manual_dir(root):
       b.append(frame.astype(np.uint16) * 256 + t)  # 16 bit
   _write_pngs(root / "train" / "b", b)
   expected["train"]["b"] = [video_io.to_rgb_uint8(frame) for frame in b]
-  c_path = video_io.write_video(root / "train" / "c.mp4", _frames(12, 32, 48, 2), fps=30)
+  c_path = video_io.write_video(root / "train" / "c.mp4", _smooth_frames(12, 32, 48, 2), fps=30)
   expected["train"]["c"] = list(video_io.read_video_frames(c_path))  # decoding is deterministic
   (root / "train" / "c.npz").write_bytes(b"ground truth beside the video, ignored")
-  _write_pngs(root / "train" / "short", _frames(3, 40, 30, 3))
-  t_frames = _frames(7, 30, 40, 4)
+  _write_pngs(root / "train" / "short", _smooth_frames(3, 40, 30, 3))
+  t_frames = _smooth_frames(7, 30, 40, 4)
   _write_pngs(root / "test" / "t", t_frames)
   expected["test"]["t"] = t_frames
   return {split: {name: [video_io.resize_and_pad(f, RESOLUTION) for f in frames]
@@ -250,7 +233,7 @@ def test_missing_or_empty_manual_dir_messages(tmp_path):
 
 
 def test_all_videos_too_short_is_an_error(tmp_path):
-  _write_pngs(tmp_path / "manual" / "train" / "x", _frames(3, 8, 8, 0))
+  _write_pngs(tmp_path / "manual" / "train" / "x", _smooth_frames(3, 8, 8, 0))
   with pytest.raises(video_io.DataError, match="all 1 videos have fewer than min_frames=5"):
     datasets.prepare(_data_config(tmp_path / "manual", tmp_path / "tfds"))
 
@@ -260,7 +243,7 @@ def test_large_split_spills_to_buckets_and_keeps_order(tmp_path, monkeypatch):
   from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1)
   for index in range(4):
-    _write_pngs(tmp_path / "manual" / "train" / f"v{index}", _frames(5 + index, 8, 8, index))
+    _write_pngs(tmp_path / "manual" / "train" / f"v{index}", _smooth_frames(5 + index, 8, 8, index))
   source = datasets.get_video_source(_data_config(tmp_path / "manual", tmp_path / "tfds"), "train")
   assert [source.num_frames(v) for v in range(4)] == [5, 6, 7, 8]
   assert source.read_frame(3, 7).shape == (RESOLUTION, RESOLUTION, 3)
@@ -276,7 +259,7 @@ def test_synthetic_renders_once_then_builds_through_the_same_path(tmp_path, monk
     for split, count in (("train", num_videos), ("test", num_test_videos)):
       for index in range(count):
         _write_pngs(Path(output_dir) / split / f"synth_{index:05d}",
-                    _frames(num_frames, resolution, resolution, seed + index))
+                    _smooth_frames(num_frames, resolution, resolution, seed + index))
     (Path(output_dir) / "dataset_info.json").write_text(json.dumps(calls[-1]))
 
   fake = types.ModuleType("input_pipeline.synthetic")

@@ -6,31 +6,7 @@ import pytest
 
 from input_pipeline import video_io
 from input_pipeline.video_io import VideoReadError
-
-
-def _smooth_frames(count, height, width, seed=0):
-  """Frames that h264 keeps well: moving smooth gradients."""
-  rng = np.random.default_rng(seed)
-  y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-  phase = rng.uniform(0, 6, 3)
-  frames = []
-  for t in range(count):
-    channels = [127 + 100 * np.sin(x / width * 3 + y / height * 2 + phase[c] + 0.3 * t)
-                for c in range(3)]
-    frames.append(np.stack(channels, -1).round().astype(np.uint8))
-  return frames
-
-
-def _write_pngs(folder, frames, names=None):
-  """Writes RGB/RGBA/gray frames (any dtype cv2 supports) as PNGs (cv2 wants BGR order)."""
-  folder.mkdir(parents=True)
-  for index, frame in enumerate(frames):
-    if frame.ndim == 3 and frame.shape[-1] == 3:
-      frame = frame[..., ::-1]
-    elif frame.ndim == 3 and frame.shape[-1] == 4:
-      frame = frame[..., [2, 1, 0, 3]]
-    name = names[index] if names else f"{index:07d}.png"
-    assert cv2.imwrite(str(folder / name), np.ascontiguousarray(frame))
+from video_fixtures import smooth_frames as _smooth_frames, write_pngs as _write_pngs
 
 
 def test_list_videos_finds_files_and_frame_folders_and_ignores_the_rest(tmp_path):
