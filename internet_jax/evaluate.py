@@ -1,0 +1,651 @@
+"""The paper's metrics on the test split, or on any folders of generated vs reference videos.
+
+  python -m internet_jax.evaluate --workdir=DIR [--config=FILE] [--max_videos=N] [--output_dir=DIR]
+  python -m internet_jax.evaluate --generated=DIR --reference=DIR [--ground_truth=DIR]
+      [--resolution=R] [--output_dir=DIR]
+  common: [--lpips_weights=F] [--inception_weights=F] [--i3d_weights=F] [--flow_preset=medium]
+      [--verbose]
+
+(a) `--workdir`: the self-imitation test of paper 001 Sec. 4.1. The generator saved in the
+newest checkpoint of the workdir (its EMA when the run kept one, as training's own evaluation
+does) animates the first frame of every test video with every frame of that video (frame 0
+included: "the first frame is selected as source image to reconstruct the entire video clip").
+The test split comes from the checkpoint's config; `--config` replaces its `data` section (another
+copy of the dataset; the resolution must stay the checkpoint's). Output: `<workdir>/eval/`.
+(b) `--generated --reference`: two folders of videos with matching names (anything
+`input_pipeline.video_io` reads: mp4/mov/avi/gif/webm/mkv files or folders of PNG/JPEG frames),
+so that any method's outputs are scored by the same code. Frames must have one size on both sides
+unless `--resolution` resizes both (`video_io.resize_and_pad`). Output: `<generated>_metrics/`.
+
+Written: `metrics.json` (every metric per video, the means and what was not computed and why) and
+`metrics.md` (a table laid out like paper 001's Table 2, then the synthetic-ground-truth metrics,
+the reasons for anything not computed, and a per-video table).
+
+Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_gt`):
+* per frame, averaged over a video's frames, then over videos: SSIM, MS-SSIM, PSNR (dB; +inf for
+  identical frames, written "inf" in JSON), L1 on [0, 1], LPIPS (needs weights);
+* over the whole set of frames: FID (generated vs reference frames, Inception weights);
+* temporal, per video: E_temp (D2G-Net Eq. 10, flows on the reference video), `interp_psnr_flow`
+  (a weight-free flow interpolator standing in for the paper's Super SloMo), Act-Recog-L1 (I3D
+  weights); over the set of videos: FVD (I3D weights);
+* with synthetic ground truth (`<name>.npz` beside the reference videos, or in --ground_truth;
+  in mode (a) in `<data.manual_dir>/test/`): `epe` (px at the model resolution, mode (a) only: it
+  needs the predicted motion field) and `temporal_error_gt` (both modes).
+A metric that cannot be computed (missing weights, frames too small for MS-SSIM, too few frames,
+no ground truth) is reported as "not computed: <why>", never left out.
+
+Bad input (unreadable or empty video, frame counts or sizes that differ, names that do not match,
+a missing or incompatible checkpoint) stops with one line naming the file, a non-zero exit and no
+output files (both files are written to temporary names beside their targets and renamed at the
+very end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from internet_jax.metrics import MetricUnavailable
+from internet_jax.metrics import image as image_metrics
+from internet_jax.metrics import synthetic_gt
+from internet_jax.metrics import temporal as temporal_metrics
+
+NOT_COMPUTED = "not computed"
+# (module under internet_jax.metrics, flag naming its weights)
+NETWORK_MODULES = (("lpips", "lpips_weights"), ("fid", "inception_weights"), ("i3d", "i3d_weights"))
+
+# (key, column title, better) in the order of paper 001's Table 2, then the extra columns.
+PER_FRAME_COLUMNS = (("ms_ssim", "MS-SSIM", "↑"), ("fid", "FID", "↓"), ("lpips", "LPIPS", "↓"),
+                     ("ssim", "SSIM", "↑"), ("psnr", "PSNR", "↑"), ("l1", "L1", "↓"))
+TEMPORAL_COLUMNS = (("interp_psnr_flow", "Interp-PSNR (flow)", "↑"),
+                    ("act_recog_l1", "Act-Recog-L1", "↓"), ("e_temp", "E_temp", "↓"),
+                    ("fvd", "FVD", "↓"))
+GROUND_TRUTH_COLUMNS = (("epe", "EPE (px)", "↓"), ("temporal_error_gt", "True temporal error", "↓"))
+# Metrics of the whole set, not of single videos.
+DATASET_KEYS = ("fid", "fvd")
+# Per-video metrics: the table's, plus diagnostics reported beside them in metrics.json.
+VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS
+                   if key not in DATASET_KEYS) + ("interp_psnr_flow_self", "e_temp_valid")
+
+DEFINITIONS = {
+    "ssim": "Wang et al. 2004, Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, L 255 "
+            "(= skimage structural_similarity), mean over frames",
+    "ms_ssim": "Wang et al. 2003, 5 scales, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), "
+               "2x2 average pooling, frames >= 176 px",
+    "psnr": "10 log10(255^2 / MSE) per frame (= skimage peak_signal_noise_ratio), mean over frames",
+    "l1": "mean |generated - reference| on [0, 1] (FOMM reconstruction L1)",
+    "lpips": "LPIPS distance per frame, mean over frames",
+    "fid": "Frechet Inception distance between all generated and all reference frames",
+    "fvd": "Frechet video distance between the I3D logits of the generated and reference videos",
+    "act_recog_l1": "L1 distance of the I3D pool features of the generated and reference video",
+    "e_temp": "D2G-Net Eq. 10: sum_t sum_p c ||O_t - warp(O_{t-1}, DIS(I_t, I_{t-1}))||_2 on [0, 1] "
+              "/ ((T-1) H W), c = D2G-Net's forward-backward rule |b + f(p + b)|^2 < 1 px^2",
+    "e_temp_valid": "the E_temp sum divided by the number of confident pixels instead of (T-1) H W",
+    "interp_psnr_flow": "PSNR(I_t, flow-interpolated O_{t-1}, O_{t+1}) (Super SloMo Eq. 4 flow "
+                        "approximation, DIS, no learned parts), mean over t = 1..T-2; NOT the "
+                        "paper's learned-interpolator Interp-PSNR",
+    "interp_psnr_flow_self": "the same interpolation scored against the generated O_t",
+    "epe": "end-point error (px at the model resolution) of the predicted motion field vs the exact "
+           "frame t -> frame 0 correspondence, mean over source-visible pixels",
+    "temporal_error_gt": "||O_t(p + f_gt(p)) - O_{t-1}(p)||_2 on [0, 1], mean over pixels valid "
+                         "for the exact flow (not occluded, not anti-aliased)",
+}
+
+
+def not_computed(reason: str) -> str:
+  return f"{NOT_COMPUTED}: {reason}"
+
+
+def _one_line(error: BaseException | str) -> str:
+  return " ".join(str(error).split()) or type(error).__name__
+
+
+@dataclasses.dataclass
+class Options:
+  """What both modes share: network-metric weights and the optical-flow preset."""
+  lpips_weights: str = ""
+  inception_weights: str = ""
+  i3d_weights: str = ""
+  flow_preset: str = "medium"
+  chunk_size: int = 16  # frames per per-frame-metric call: bounds float64 temporaries
+
+
+# ---------------------------------------------------------------------------------------------
+# Network metrics (another module each; weights are the user's)
+
+
+def load_network_metrics(options: Options) -> dict[str, Any]:
+  """{name: (module, metric object)} or {name: "not computed: <why>"} for lpips, fid, i3d."""
+  loaded = {}
+  for name, flag in NETWORK_MODULES:
+    path = getattr(options, flag)
+    if not path:
+      loaded[name] = not_computed(f"no weights given (--{flag})")
+      continue
+    try:
+      module = importlib.import_module(f"internet_jax.metrics.{name}")
+    except ImportError as e:
+      loaded[name] = not_computed(f"internet_jax.metrics.{name} is unavailable ({_one_line(e)})")
+      continue
+    try:
+      loaded[name] = (module, module.create(path))
+    except MetricUnavailable as e:
+      loaded[name] = not_computed(_one_line(e))
+  return loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _mean_of(values: list) -> Any:
+  """Mean of the numbers among `values`; a "not computed" string if there is none."""
+  numbers = [v for v in values if not isinstance(v, str)]
+  if numbers:
+    return float(np.mean(numbers))
+  reasons = list(dict.fromkeys(v for v in values if isinstance(v, str)))
+  return reasons[0] if len(reasons) == 1 else not_computed("; ".join(
+      r.removeprefix(f"{NOT_COMPUTED}: ") for r in reasons))
+
+
+class Scorer:
+  """Scores videos one at a time and keeps what the set-level metrics (FID, FVD) need."""
+
+  def __init__(self, options: Options):
+    self.options = options
+    self.networks = load_network_metrics(options)
+    self.videos: dict[str, dict[str, Any]] = {}
+    self._fid_features = ([], [])  # (generated, reference) (N, 2048) chunks
+    self._i3d_features = ([], [])  # (generated, reference) one vector per video
+
+  def _network(self, name: str):
+    value = self.networks[name]
+    return (None, value) if isinstance(value, str) else (value, None)
+
+  def _per_frame(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    lpips, lpips_reason = self._network("lpips")
+    fid, _ = self._network("fid")
+    values = {"ssim": [], "psnr": [], "l1": [], "ms_ssim": [], "lpips": []}
+    ms_ssim_reason = None
+    if min(generated.shape[1:3]) < image_metrics.MS_SSIM_MIN_SIZE:
+      ms_ssim_reason = not_computed(
+          f"frames {generated.shape[2]}x{generated.shape[1]} are smaller than the "
+          f"{image_metrics.MS_SSIM_MIN_SIZE}x{image_metrics.MS_SSIM_MIN_SIZE} MS-SSIM needs")
+    for start in range(0, len(generated), self.options.chunk_size):
+      fake = generated[start:start + self.options.chunk_size]
+      real = reference[start:start + self.options.chunk_size]
+      values["ssim"].append(image_metrics.ssim(fake, real))
+      values["psnr"].append(image_metrics.psnr(fake, real))
+      values["l1"].append(image_metrics.l1(fake, real))
+      if ms_ssim_reason is None:
+        values["ms_ssim"].append(image_metrics.ms_ssim(fake, real))
+      if lpips is not None:
+        values["lpips"].append(np.asarray(lpips[1](fake, real), np.float64).reshape(-1))
+      if fid is not None:
+        self._fid_features[0].append(np.asarray(fid[1].features(fake)))
+        self._fid_features[1].append(np.asarray(fid[1].features(real)))
+    scores = {key: float(np.mean(np.concatenate(chunks))) for key, chunks in values.items()
+              if chunks}
+    scores.setdefault("ms_ssim", ms_ssim_reason)
+    scores.setdefault("lpips", lpips_reason)
+    return scores
+
+  def _temporal(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    preset = self.options.flow_preset
+    if len(generated) >= 2:
+      warping = temporal_metrics.warping_error(generated, reference, preset)
+      scores["e_temp"] = warping["e_temp"]
+      scores["e_temp_valid"] = warping["e_temp_valid"]
+    else:
+      scores["e_temp"] = scores["e_temp_valid"] = not_computed("needs at least 2 frames")
+    if len(generated) >= 3:
+      interp = temporal_metrics.interp_psnr(generated, reference, preset)
+      scores["interp_psnr_flow"] = interp["interp_psnr_flow"]
+      scores["interp_psnr_flow_self"] = interp["interp_psnr_flow_self"]
+    else:
+      scores["interp_psnr_flow"] = scores["interp_psnr_flow_self"] = not_computed(
+          "needs at least 3 frames")
+    i3d, i3d_reason = self._network("i3d")
+    if i3d is None:
+      scores["act_recog_l1"] = i3d_reason
+      return scores
+    module, model = i3d
+    try:
+      # One pass each: Kinetics logits (FVD) and pool features (Act-Recog-L1), as i3d.py defines.
+      fake_logits, fake_pool = model.embed(generated)
+      real_logits, real_pool = model.embed(reference)
+    except ValueError as e:  # e.g. fewer frames than I3D's temporal downsampling needs
+      scores["act_recog_l1"] = not_computed(_one_line(e))
+      return scores
+    self._i3d_features[0].append(np.asarray(fake_logits))
+    self._i3d_features[1].append(np.asarray(real_logits))
+    scores["act_recog_l1"] = float(module.act_recog_l1(real_pool, fake_pool))
+    return scores
+
+  @staticmethod
+  def _ground_truth(generated: np.ndarray, motion_full: np.ndarray | None,
+                    ground_truth: Path | None) -> dict[str, Any]:
+    if ground_truth is None:
+      reason = not_computed("no synthetic ground truth (<name>.npz) for this video")
+      return {"epe": reason, "temporal_error_gt": reason}
+    truth = synthetic_gt.load_ground_truth(ground_truth)
+    if len(truth["source_coords"]) != len(generated):
+      raise ValueError(f"{ground_truth}: ground truth of {len(truth['source_coords'])} frames, "
+                       f"the video has {len(generated)}")
+    scores: dict[str, Any] = {}
+    if motion_full is None:
+      scores["epe"] = not_computed("needs the predicted motion field (--workdir mode only)")
+    else:
+      scores["epe"] = synthetic_gt.motion_epe(motion_full, truth["source_coords"],
+                                              truth["source_visible"], truth["part_labels"])["epe"]
+    if len(generated) >= 2:
+      scores["temporal_error_gt"] = synthetic_gt.true_temporal_error(
+          generated, truth["flow_forward"], truth["valid_forward"], truth["mixed"],
+          truth["part_labels"])["temporal_error_gt"]
+    else:
+      scores["temporal_error_gt"] = not_computed("needs at least 2 frames")
+    return scores
+
+  def add(self, name: str, generated: np.ndarray, reference: np.ndarray, *,
+          motion_full: np.ndarray | None = None, ground_truth: Path | None = None) -> dict:
+    """Scores one video: uint8 (T, H, W, 3) generated and reference frames of one shape; the
+    predicted motion field (T, H, W, 2) in mode (a); the path of its ground-truth npz if any."""
+    scores: dict[str, Any] = {"num_frames": int(len(generated))}
+    scores.update(self._per_frame(generated, reference))
+    scores.update(self._temporal(generated, reference))
+    scores.update(self._ground_truth(generated, motion_full, ground_truth))
+    self.videos[name] = {"num_frames": scores["num_frames"],
+                         **{key: scores[key] for key in VIDEO_KEYS}}
+    return self.videos[name]
+
+  def _dataset_metrics(self) -> dict[str, Any]:
+    out = {}
+    fid, fid_reason = self._network("fid")
+    if fid is None:
+      out["fid"] = fid_reason
+    else:
+      try:
+        out["fid"] = float(fid[0].frechet_distance(np.concatenate(self._fid_features[1]),
+                                                   np.concatenate(self._fid_features[0])))
+      except (MetricUnavailable, ValueError) as e:  # e.g. too few frames for the covariance
+        out["fid"] = not_computed(_one_line(e))
+    i3d, i3d_reason = self._network("i3d")
+    if i3d is None:
+      out["fvd"] = i3d_reason
+    else:
+      try:
+        if not self._i3d_features[0]:
+          raise ValueError("no video could be embedded by I3D (see act_recog_l1)")
+        out["fvd"] = float(i3d[0].fvd(np.stack(self._i3d_features[1]),
+                                      np.stack(self._i3d_features[0])))
+      except (MetricUnavailable, ValueError) as e:  # e.g. too few videos for the covariance
+        out["fvd"] = not_computed(_one_line(e))
+    return out
+
+  def results(self, **header) -> dict[str, Any]:
+    """Everything metrics.json holds: header fields, means, per-video scores, reasons."""
+    mean: dict[str, Any] = {}
+    notes = []
+    for key in VIDEO_KEYS:
+      values = [video[key] for video in self.videos.values()]
+      mean[key] = _mean_of(values)
+      skipped = [v for v in values if isinstance(v, str)]
+      if skipped and len(skipped) < len(values):
+        notes.append(f"{key}: mean over {len(values) - len(skipped)} of {len(values)} videos "
+                     f"(others {skipped[0]})")
+    mean.update(self._dataset_metrics())
+    ordered = {key: mean[key] for key, _, _ in
+               PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS}
+    ordered.update({key: mean[key] for key in mean if key not in ordered})
+    return {
+        **header,
+        "num_videos": len(self.videos),
+        "num_frames": int(sum(video["num_frames"] for video in self.videos.values())),
+        "mean": ordered,
+        "not_computed": {key: value for key, value in ordered.items() if isinstance(value, str)},
+        "notes": notes,
+        "videos": self.videos,
+        "definitions": DEFINITIONS,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def _jsonable(value):
+  """Non-finite floats become "inf" / "-inf" / "nan" strings (strict JSON has no such numbers)."""
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, (float, np.floating)):
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def _cell(value, key: str) -> str:
+  if isinstance(value, str):
+    return NOT_COMPUTED if value.startswith(NOT_COMPUTED) else value
+  if not math.isfinite(value):
+    return str(value)
+  digits = {"psnr": 2, "interp_psnr_flow": 3, "l1": 4, "e_temp": 4, "temporal_error_gt": 4}
+  return f"{value:.{digits.get(key, 3)}f}"
+
+
+def format_markdown(results: dict[str, Any]) -> str:
+  """metrics.md: Table 2's layout (groups Per-frame | Temporal), then the extras."""
+  mean = results["mean"]
+  label = results.get("label", "")
+  per_frame, temporal = PER_FRAME_COLUMNS, TEMPORAL_COLUMNS
+  lines = [f"# Metrics: {label}", "",
+           f"{results['num_videos']} videos, {results['num_frames']} frames "
+           f"({results.get('mode', '')}).", ""]
+  groups = ["Metric", "Per-frame"] + [""] * (len(per_frame) - 1) + ["Temporal"] + [""] * (
+      len(temporal) - 1)
+  lines.append("| " + " | ".join(groups) + " |")
+  lines.append("|" + "---|" * len(groups))
+  lines.append("| | " + " | ".join(f"{title} {arrow}" for _, title, arrow in per_frame + temporal)
+               + " |")
+  lines.append(f"| {label} | " + " | ".join(_cell(mean[key], key) for key, _, _ in
+                                             per_frame + temporal) + " |")
+  lines += ["", "Interp-PSNR (flow) uses a weight-free flow interpolator, not the paper's "
+            "learned Super SloMo; compare it only with numbers computed by this tool.", "",
+            "## Synthetic ground truth", "",
+            "| " + " | ".join(f"{title} {arrow}" for _, title, arrow in GROUND_TRUTH_COLUMNS) + " |",
+            "|" + "---|" * len(GROUND_TRUTH_COLUMNS),
+            "| " + " | ".join(_cell(mean[key], key) for key, _, _ in GROUND_TRUTH_COLUMNS) + " |"]
+  if results["not_computed"]:
+    lines += ["", "## Not computed", ""]
+    lines += [f"- {key}: {reason}" for key, reason in results["not_computed"].items()]
+  if results["notes"]:
+    lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
+  video_columns = [(key, title, arrow) for key, title, arrow in
+                   per_frame + temporal + GROUND_TRUTH_COLUMNS if key not in DATASET_KEYS]
+  lines += ["", "## Per video", "",
+            "| Video | Frames | " + " | ".join(f"{t} {a}" for _, t, a in video_columns) + " |",
+            "|" + "---|" * (len(video_columns) + 2)]
+  for name, video in results["videos"].items():
+    lines.append(f"| {name} | {video['num_frames']} | " + " | ".join(
+        _cell(video[key], key) for key, _, _ in video_columns) + " |")
+  lines += ["", "## Definitions", ""] + [f"- {key}: {text}" for key, text in DEFINITIONS.items()]
+  return "\n".join(lines) + "\n"
+
+
+def write_reports(results: dict[str, Any], output_dir: str | os.PathLike) -> tuple[Path, Path]:
+  """Writes metrics.json and metrics.md into output_dir, each through a temporary file beside it
+  that is renamed only once both are complete."""
+  output_dir = Path(output_dir)
+  if output_dir.exists() and not output_dir.is_dir():
+    raise ValueError(f"--output_dir: {output_dir} is an existing file")
+  texts = {"metrics.json": json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n",
+           "metrics.md": format_markdown(results)}
+  temporary = {}
+  umask = os.umask(0)
+  os.umask(umask)
+  try:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+      handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=output_dir)
+      temporary[name] = path
+      with os.fdopen(handle, "w", encoding="utf-8") as f:
+        f.write(text)
+      os.chmod(path, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
+    for name, path in temporary.items():
+      os.replace(path, output_dir / name)
+  except OSError as e:
+    for path in temporary.values():
+      if os.path.exists(path):
+        os.remove(path)
+    raise ValueError(f"--output_dir: cannot write {output_dir}: {e.strerror or e}") from None
+  return output_dir / "metrics.json", output_dir / "metrics.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode (b): folders
+
+
+def _name_mismatch(generated_dir, reference_dir, generated: set, reference: set) -> str | None:
+  def listing(names):
+    names = sorted(names)
+    shown = ", ".join(names[:10])
+    return shown + (f" (and {len(names) - 10} more)" if len(names) > 10 else "")
+
+  parts = []
+  if reference - generated:
+    parts.append(f"missing from {generated_dir}: {listing(reference - generated)}")
+  if generated - reference:
+    parts.append(f"not in {reference_dir}: {listing(generated - reference)}")
+  return "; ".join(parts) if parts else None
+
+
+def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_truth_dir=None,
+                     resolution: int | None = None, max_videos: int | None = None,
+                     options: Options | None = None) -> dict[str, Any]:
+  """Mode (b): scores every video of `generated_dir` against the same-named one of
+  `reference_dir`, writes the reports (default `<generated_dir>_metrics/`) and returns the results."""
+  from input_pipeline import video_io  # pylint: disable=g-import-not-at-top
+  options = options or Options()
+  generated_dir, reference_dir = Path(generated_dir), Path(reference_dir)
+  generated = {video_io.video_name(p): p for p in video_io.list_videos(generated_dir)}
+  reference = {video_io.video_name(p): p for p in video_io.list_videos(reference_dir)}
+  if not reference:
+    raise ValueError(f"{reference_dir}: no videos")
+  if not generated:
+    raise ValueError(f"{generated_dir}: no videos")
+  mismatch = _name_mismatch(generated_dir, reference_dir, set(generated), set(reference))
+  if mismatch:
+    raise ValueError(f"{generated_dir}: video names do not match {reference_dir}: {mismatch}")
+  names = sorted(reference)[:max_videos] if max_videos else sorted(reference)
+  scorer = Scorer(options)
+  for name in tqdm(names, desc="evaluate", unit="video", file=sys.stderr):
+    fake = video_io.read_video(generated[name], resolution)
+    real = video_io.read_video(reference[name], resolution)
+    if len(fake) != len(real):
+      raise ValueError(f"{generated[name]}: {len(fake)} frames, but {reference[name]} has "
+                       f"{len(real)}")
+    if fake.shape != real.shape:
+      raise ValueError(f"{generated[name]}: frames are {fake.shape[2]}x{fake.shape[1]}, "
+                       f"{reference[name]}'s {real.shape[2]}x{real.shape[1]}; pass --resolution "
+                       "to resize both")
+    truth = (Path(ground_truth_dir) if ground_truth_dir else reference[name].parent) / f"{name}.npz"
+    scorer.add(name, fake, real, ground_truth=truth if truth.is_file() else None)
+  results = scorer.results(mode="folders", label=generated_dir.name,
+                           generated=str(generated_dir), reference=str(reference_dir))
+  target = output_dir or f"{str(generated_dir).rstrip(os.sep)}_metrics"
+  write_reports(results, target)
+  return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode (a): self-imitation with a trained workdir
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+  """Orbax logs WARNINGs for every read-only manager: hidden unless INFO logs were asked for."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  verbosity = logging.get_verbosity()
+  if verbosity < logging.INFO:
+    logging.set_verbosity(logging.ERROR)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The committed checkpoint steps of a workdir, oldest first (Orbax writes a step under a
+  temporary name and renames it when complete, so a numbered directory with `state/` is whole)."""
+  from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  directory = Path(checkpointing.checkpoint_dir(workdir))
+  if not directory.is_dir():
+    raise FileNotFoundError(f"{directory}: no checkpoints (is --workdir a training workdir?)")
+  steps = sorted(int(p.name) for p in directory.iterdir()
+                 if p.name.isdigit() and (p / "state").is_dir())
+  if not steps:
+    raise FileNotFoundError(f"{directory}: no complete checkpoint inside")
+  return steps
+
+
+def load_generator(workdir: str, step: int | None = None):
+  """(config, generator, params, step) from the newest (or `step`) checkpoint of `workdir`.
+
+  The config saved with the checkpoint builds the model, and only the generator's parameters are
+  read (`animate.load_generator`: a partial restore, so checkpoints stay readable when TrainState
+  gains fields): the EMA of G when the run kept one (as training's own evaluation uses), else G's.
+  """
+  from internet_jax import animate, checkpointing  # pylint: disable=g-import-not-at-top
+  steps = checkpoint_steps(workdir)
+  directory = Path(checkpointing.checkpoint_dir(workdir))
+  if step is None:
+    step = steps[-1]
+  elif step not in steps:
+    raise FileNotFoundError(f"{directory}: no checkpoint of step {step} (steps: "
+                            f"{', '.join(map(str, steps))})")
+  try:
+    with _quiet_logs():
+      saved = checkpointing.restore_config(workdir, step)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{directory / str(step)}: cannot read the saved config "
+                     f"({_one_line(e)[:300]})") from None
+  use_ema = float(saved.get("optimizer", {}).get("ema_decay", 0.0)) > 0
+  generator, params, config = animate.load_generator(directory / str(step), use_ema=use_ema)
+  return config, generator, params, step
+
+
+def _reconstruct(animator, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """Self-imitation of one video: frame 0 animated by every frame. (uint8 output, motion_full)."""
+  if not hasattr(animator, "generate_chunks"):  # an Animator without per-chunk outputs
+    return animator.animate(frames[0], frames), None
+  encoding = animator.encode(frames[0])
+  predictions, motions = [], []
+  # Absolute motion (no relative-motion reference), as FOMM's reconstruction evaluation.
+  for valid, outputs in animator.generate_chunks(encoding, frames):
+    predictions.append(np.asarray(outputs["prediction"][:valid], np.float32))
+    motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
+  generated = np.clip(np.round(np.concatenate(predictions) * 255.0), 0, 255).astype(np.uint8)
+  return generated, np.concatenate(motions)
+
+
+def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: int | None = None,
+                     batch_size: int | None = None, step: int | None = None,
+                     options: Options | None = None) -> dict[str, Any]:
+  """Mode (a): self-imitation (paper 001 Sec. 4.1) on the test split; writes the reports (default
+  `<workdir>/eval/`) and returns the results. `config`: its `data` section replaces the
+  checkpoint's."""
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+  from internet_jax.animate import Animator  # pylint: disable=g-import-not-at-top
+  options = options or Options()
+  saved, generator, params, step = load_generator(workdir, step)
+  data_config = saved.data
+  if config is not None:
+    if int(config.data.resolution) != int(saved.data.resolution):
+      raise ValueError(f"--config: data.resolution {config.data.resolution} differs from the "
+                       f"checkpoint's {saved.data.resolution} (in {workdir})")
+    data_config = config.data
+  source = datasets.get_video_source(data_config, "test")
+  animator = Animator(generator, params, batch_size or int(saved.get("eval_batch_size", 8)))
+  truth_dir = Path(data_config.manual_dir) / "test"
+  count = min(len(source), max_videos) if max_videos else len(source)
+  scorer = Scorer(options)
+  for video in tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr):
+    name = source.video_name(video)
+    frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
+    generated, motion_full = _reconstruct(animator, frames)
+    truth = truth_dir / f"{name}.npz"
+    scorer.add(name, generated, frames, motion_full=motion_full,
+               ground_truth=truth if truth.is_file() else None)
+  results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
+                           workdir=str(workdir), step=step,
+                           test_split=getattr(source, "dataset_dir", str(data_config.manual_dir)))
+  write_reports(results, output_dir or os.path.join(workdir, "eval"))
+  return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _define_flags():
+  # Defined only when run as a program: animate.py may define flags of the same names.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None, "Mode (a): a training workdir; self-imitation on its test split.")
+  config_flags.DEFINE_config_file("config", None, "Mode (a): a config whose data section replaces "
+                                  "the checkpoint's.", lock_config=False)
+  flags.DEFINE_integer("step", None, "Mode (a): checkpoint step (default: newest).")
+  flags.DEFINE_integer("batch_size", None, "Mode (a): frames per generator call (default: the "
+                       "checkpoint config's eval_batch_size).")
+  flags.DEFINE_string("generated", None, "Mode (b): folder of generated videos.")
+  flags.DEFINE_string("reference", None, "Mode (b): folder of reference videos, same names.")
+  flags.DEFINE_string("ground_truth", None, "Mode (b): folder of synthetic <name>.npz ground truth "
+                      "(default: beside the reference videos).")
+  flags.DEFINE_integer("resolution", None, "Mode (b): resize and pad both sides to this size.")
+  flags.DEFINE_integer("max_videos", None, "Evaluate only the first N videos.")
+  flags.DEFINE_string("output_dir", None, "Where metrics.json and metrics.md go (default: "
+                      "<workdir>/eval, or <generated>_metrics).")
+  flags.DEFINE_string("lpips_weights", "", "LPIPS weights (LPIPS is not computed without).")
+  flags.DEFINE_string("inception_weights", "", "Inception weights for FID.")
+  flags.DEFINE_string("i3d_weights", "", "I3D weights for FVD and Act-Recog-L1.")
+  flags.DEFINE_string("flow_preset", "medium", "DIS preset of the temporal metrics.")
+  flags.DEFINE_bool("verbose", False, "Show INFO logs and full tracebacks for errors.")
+  return flags.FLAGS
+
+
+def main(argv):
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+    sys.exit(1)
+  f = _FLAGS
+  # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
+  logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)
+  with errors.user_errors(verbose=f.verbose):
+    options = Options(lpips_weights=f.lpips_weights, inception_weights=f.inception_weights,
+                      i3d_weights=f.i3d_weights, flow_preset=f.flow_preset)
+    folder_mode = bool(f.generated or f.reference)
+    if folder_mode == bool(f.workdir):
+      raise ValueError("give either --workdir (self-imitation) or --generated and --reference")
+    if folder_mode and not (f.generated and f.reference):
+      raise ValueError("--generated and --reference go together")
+    if f.max_videos is not None and f.max_videos < 1:
+      raise ValueError(f"--max_videos: must be >= 1, got {f.max_videos}")
+    if f.flow_preset not in ("ultrafast", "fast", "medium"):
+      raise ValueError(f"--flow_preset: unknown preset {f.flow_preset!r}; known: ultrafast, fast, "
+                       "medium")
+    if folder_mode:
+      results = evaluate_folders(f.generated, f.reference, output_dir=f.output_dir,
+                                 ground_truth_dir=f.ground_truth, resolution=f.resolution,
+                                 max_videos=f.max_videos, options=options)
+      target = f.output_dir or f"{f.generated.rstrip(os.sep)}_metrics"
+    else:
+      results = evaluate_workdir(f.workdir, config=f.config, output_dir=f.output_dir,
+                                 max_videos=f.max_videos, batch_size=f.batch_size, step=f.step,
+                                 options=options)
+      target = f.output_dir or os.path.join(f.workdir, "eval")
+  for key, value in results["mean"].items():
+    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+  print(f"wrote {os.path.join(target, 'metrics.json')} and metrics.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _FLAGS = _define_flags()
+  app.run(main)

@@ -1,0 +1,267 @@
+"""`python -m internet_jax.evaluate`: folders mode end to end, self-imitation on a tiny trained
+workdir, and bad input (one line, non-zero exit, no output files)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from configs import synthetic as synthetic_config
+from input_pipeline import datasets, synthetic, video_io
+from internet_jax import evaluate, train
+from internet_jax.animate import Animator
+from internet_jax.metrics import image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE_COLUMNS = ("MS-SSIM ↑", "FID ↓", "LPIPS ↓", "SSIM ↑", "PSNR ↑", "L1 ↓", "Interp-PSNR (flow) ↑",
+                 "Act-Recog-L1 ↓", "E_temp ↓", "FVD ↓")
+MEAN_KEYS = {"ms_ssim", "fid", "lpips", "ssim", "psnr", "l1", "interp_psnr_flow", "act_recog_l1",
+             "e_temp", "fvd", "epe", "temporal_error_gt", "interp_psnr_flow_self", "e_temp_valid"}
+NETWORK_KEYS = ("fid", "lpips", "act_recog_l1", "fvd")
+
+
+def _write_pngs(folder, frames):
+  folder.mkdir(parents=True)
+  for t, frame in enumerate(frames):
+    cv2.imwrite(str(folder / f"{t:07d}.png"), frame[..., ::-1])
+
+
+def _blur(frames):
+  return np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames])
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+  """reference/: two synthetic videos (PNG frames + <name>.npz, and an mp4); generated/: blurred."""
+  root = tmp_path_factory.mktemp("folders")
+  for index, name in enumerate(("clip_a", "clip_b")):
+    video = synthetic.render_video(20 + index, 5, 64)
+    if index == 0:
+      _write_pngs(root / "reference" / name, video["frames"])
+      synthetic.write_ground_truth(root / "reference" / f"{name}.npz", video)
+    else:
+      video_io.write_video(root / "reference" / f"{name}.mp4", video["frames"])
+    _write_pngs(root / "generated" / name, _blur(video["frames"]))
+  return root
+
+
+def _run(*args, timeout=300):
+  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, "-m", "internet_jax.evaluate", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _check_reports(output_dir):
+  with open(output_dir / "metrics.json", encoding="utf-8") as f:
+    results = json.load(f, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+  markdown = (output_dir / "metrics.md").read_text(encoding="utf-8")
+  assert set(results["mean"]) == MEAN_KEYS
+  header = next(line for line in markdown.splitlines() if "MS-SSIM" in line)
+  assert [cell.strip() for cell in header.strip("|").split("|")][1:] == list(TABLE_COLUMNS)
+  assert "| Metric | Per-frame |" in markdown and "Temporal" in markdown
+  return results, markdown
+
+
+def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folders, tmp_path):
+  output_dir = tmp_path / "out"
+  evaluate.evaluate_folders(folders / "generated", folders / "reference", output_dir=output_dir)
+  assert sorted(os.listdir(output_dir)) == ["metrics.json", "metrics.md"]
+  results, markdown = _check_reports(output_dir)
+  assert results["mode"] == "folders" and results["num_videos"] == 2
+  assert results["num_frames"] == 10
+  assert set(results["videos"]) == {"clip_a", "clip_b"}
+
+  # Per-video numbers are the metric modules' on the frames as read.
+  fake = video_io.read_video(folders / "generated" / "clip_b")
+  real = video_io.read_video(folders / "reference" / "clip_b.mp4")
+  video = results["videos"]["clip_b"]
+  assert video["ssim"] == pytest.approx(image.ssim(fake, real).mean(), abs=1e-9)
+  assert video["psnr"] == pytest.approx(image.psnr(fake, real).mean(), abs=1e-9)
+  assert video["l1"] == pytest.approx(image.l1(fake, real).mean(), abs=1e-12)
+  assert 0 < video["e_temp"] < 0.2 and video["interp_psnr_flow"] > 15
+  mean = results["mean"]
+  assert mean["ssim"] == pytest.approx(np.mean([v["ssim"] for v in results["videos"].values()]))
+
+  # Absent weights, small frames and missing ground truth are reported, never dropped.
+  for key in NETWORK_KEYS:
+    assert mean[key].startswith("not computed: no weights given (--"), mean[key]
+  assert mean["ms_ssim"].startswith("not computed: frames 64x64")
+  assert mean["epe"].startswith("not computed") and "--workdir" in mean["epe"]
+  # Ground truth only beside clip_a: its true temporal error is computed, clip_b's is not.
+  assert results["videos"]["clip_a"]["temporal_error_gt"] < 0.05
+  assert results["videos"]["clip_b"]["temporal_error_gt"].startswith("not computed")
+  assert mean["temporal_error_gt"] == results["videos"]["clip_a"]["temporal_error_gt"]
+  assert any(note.startswith("temporal_error_gt: mean over 1 of 2") for note in results["notes"])
+  assert set(results["not_computed"]) == set(NETWORK_KEYS) | {"ms_ssim", "epe"}
+  assert "not computed" in markdown and "no weights given (--lpips_weights)" in markdown
+
+
+def test_identical_folders_give_ideal_values_and_strict_json(folders, tmp_path):
+  results = evaluate.evaluate_folders(folders / "reference", folders / "reference",
+                                      output_dir=tmp_path / "same", max_videos=1)
+  _check_reports(tmp_path / "same")
+  video = results["videos"]["clip_a"]
+  assert video["ssim"] == pytest.approx(1.0) and video["l1"] == 0.0
+  assert video["psnr"] == np.inf
+  saved = json.loads((tmp_path / "same" / "metrics.json").read_text())
+  assert saved["videos"]["clip_a"]["psnr"] == "inf" and saved["mean"]["psnr"] == "inf"
+  assert saved["videos"]["clip_a"]["e_temp"] < 0.01
+
+
+def test_cli_folders_mode_and_unavailable_network_weights(folders, tmp_path):
+  output_dir = tmp_path / "cli"
+  result = _run(f"--generated={folders / 'generated'}", f"--reference={folders / 'reference'}",
+                f"--output_dir={output_dir}", f"--lpips_weights={tmp_path / 'absent.npz'}",
+                "--max_videos=1", "--flow_preset=fast")
+  assert result.returncode == 0, result.stderr[-2000:]
+  results, _ = _check_reports(output_dir)
+  assert results["num_videos"] == 1
+  # Weights named but unusable (missing file, or the module not there yet): still "not computed".
+  assert results["mean"]["lpips"].startswith("not computed: "), results["mean"]["lpips"]
+  assert "evaluate: 100%" in result.stderr  # the progress bar over videos
+  assert "ssim: " in result.stdout
+
+
+def _fake_network_modules(monkeypatch, i3d_error=None):
+  """Stand-ins for metrics/lpips.py, fid.py, i3d.py with their contract and simple numbers."""
+  lpips = types.ModuleType("fake_lpips")
+  lpips.create = lambda path: (lambda a, b: np.abs(a / 255.0 - b / 255.0).mean(axis=(1, 2, 3)))
+  fid = types.ModuleType("fake_fid")
+  fid.create = lambda path: types.SimpleNamespace(
+      features=lambda frames: frames.reshape(len(frames), -1)[:, :8].astype(np.float64))
+  fid.frechet_distance = lambda a, b: float(np.abs(a.mean(0) - b.mean(0)).sum()) + len(a)
+
+  def embed(video):
+    if i3d_error:
+      raise ValueError(i3d_error)
+    return video.mean(axis=(0, 1, 2)) / 255.0, video.std(axis=(0, 1, 2)) / 255.0
+
+  i3d = types.ModuleType("fake_i3d")
+  i3d.create = lambda path: types.SimpleNamespace(embed=embed)
+  i3d.fvd = lambda real, fake: float(np.abs(real - fake).sum()) + 1000 * len(real)
+  i3d.act_recog_l1 = lambda real, fake: float(np.abs(real - fake).sum())
+  for name, module in (("lpips", lpips), ("fid", fid), ("i3d", i3d)):
+    monkeypatch.setitem(sys.modules, f"internet_jax.metrics.{name}", module)
+
+
+def test_network_metrics_follow_the_module_contract(folders, tmp_path, monkeypatch):
+  _fake_network_modules(monkeypatch)
+  options = evaluate.Options(lpips_weights="l.safetensors", inception_weights="i.safetensors",
+                             i3d_weights="3.safetensors")
+  results = evaluate.evaluate_folders(folders / "generated", folders / "reference",
+                                      output_dir=tmp_path / "net", options=options)
+  mean, videos = results["mean"], results["videos"]
+  assert mean["lpips"] == pytest.approx(np.mean([v["l1"] for v in videos.values()]))
+  assert mean["fid"] > 10  # the set-level stand-in adds the number of frames (10)
+  assert mean["fvd"] > 2000  # ... and 1000 per video
+  assert mean["act_recog_l1"] == pytest.approx(np.mean([v["act_recog_l1"] for v in videos.values()]))
+  assert not set(NETWORK_KEYS) & set(results["not_computed"])
+
+  _fake_network_modules(monkeypatch, i3d_error="I3D: a video needs at least 9 frames, got 5")
+  results = evaluate.evaluate_folders(folders / "generated", folders / "reference",
+                                      output_dir=tmp_path / "short", options=options)
+  assert results["mean"]["act_recog_l1"] == "not computed: I3D: a video needs at least 9 frames, got 5"
+  assert results["mean"]["fvd"].startswith("not computed: no video could be embedded")
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-imitation on a tiny trained workdir
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("trained")
+  config = synthetic_config.get_config("tiny")
+  config.data.manual_dir = str(root / "synthetic")
+  config.data.data_dir = str(root / "tfds")
+  config.sample_animation = False  # nothing evaluation needs: spare the compile time
+  config.image_every_steps = 0
+  workdir = str(root / "run")
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path):
+  output_dir = tmp_path / "eval"
+  results = evaluate.evaluate_workdir(trained_workdir, output_dir=output_dir, max_videos=1)
+  _check_reports(output_dir)
+  assert results["mode"] == "self_imitation" and results["step"] == 2
+  assert results["num_videos"] == 1 and results["num_frames"] == 12
+  video = next(iter(results["videos"].values()))
+  # The synthetic test video's ground truth (in data.manual_dir/test) gives both GT metrics.
+  assert 0.0 <= video["epe"] < 32.0
+  assert 0.0 <= video["temporal_error_gt"] < 1.0
+  assert 0.0 < video["l1"] < 1.0 and -1.0 < video["ssim"] <= 1.0
+
+  # The reconstruction is the Animator's (absolute motion, source = frame 0) with the restored
+  # generator, and the motion field comes with it.
+  config, generator, params, step = evaluate.load_generator(trained_workdir)
+  assert step == 2 and config.data.resolution == 32
+  source = datasets.get_video_source(config.data, "test")
+  frames = np.stack([source.read_frame(0, t) for t in range(source.num_frames(0))])
+  generated, motion_full = evaluate._reconstruct(Animator(generator, params, 4), frames)
+  np.testing.assert_array_equal(generated, Animator(generator, params, 4).animate(frames[0], frames))
+  assert motion_full.shape == (12, 32, 32, 2)
+  assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
+
+
+def _zero_frame_mp4(path):
+  container = av.open(str(path), "w")
+  stream = container.add_stream("libx264", rate=30)
+  stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+  container.start_encoding()
+  container.close()
+
+
+def _bad_case(kind, folders, trained_workdir, tmp_path):
+  """(arguments, text the one-line error must contain) for each kind of bad input."""
+  generated = tmp_path / "generated"
+  shutil.copytree(folders / "generated", generated)
+  reference = [f"--reference={folders / 'reference'}"]
+  if kind == "unreadable":
+    (generated / "clip_a" / "0000002.png").write_bytes(b"\x89PNG broken")
+    return [f"--generated={generated}", *reference], str(generated / "clip_a" / "0000002.png")
+  if kind == "zero_frames":
+    shutil.rmtree(generated / "clip_b")
+    _zero_frame_mp4(generated / "clip_b.mp4")
+    return [f"--generated={generated}", *reference], str(generated / "clip_b.mp4")
+  if kind == "frame_count":
+    os.remove(generated / "clip_a" / "0000004.png")
+    return [f"--generated={generated}", *reference], "4 frames"
+  if kind == "names":
+    shutil.move(generated / "clip_a", generated / "clip_x")
+    return [f"--generated={generated}", *reference], "missing from"
+  if kind == "missing_checkpoint":
+    (tmp_path / "empty").mkdir()
+    return [f"--workdir={tmp_path / 'empty'}"], f"{tmp_path / 'empty' / 'checkpoints'}: no checkpoints"
+  if kind == "incompatible_checkpoint":
+    workdir = tmp_path / "changed"
+    shutil.copytree(trained_workdir, workdir)
+    config_file = workdir / "checkpoints" / "2" / "config" / "metadata"
+    saved = json.loads(config_file.read_text())
+    saved["model"]["generator"]["block_expansion"] *= 2  # other parameter shapes
+    config_file.write_text(json.dumps(saved))
+    return [f"--workdir={workdir}"], f"{workdir / 'checkpoints' / '2'}: the parameters do not match"
+  raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["unreadable", "zero_frames", "frame_count", "names",
+                                  "missing_checkpoint", "incompatible_checkpoint"])
+def test_bad_input_is_one_line_nonzero_exit_no_outputs(kind, folders, trained_workdir, tmp_path):
+  args, expected = _bad_case(kind, folders, trained_workdir, tmp_path)
+  output_dir = tmp_path / "out"
+  result = _run(*args, f"--output_dir={output_dir}", "--flow_preset=ultrafast")
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and expected in last, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert not output_dir.exists()
+  if kind == "names":
+    assert "clip_a" in last and "not in" in last and "clip_x" in last
