@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_anchors = 10  # paper Sec. 4.1: 10 motion anchors
   model.base_resolution = 128  # paper Sec. 4.1: base motion field at 128x128
   model.dtype = "float32"  # compute dtype; parameters stay float32 ("bfloat16" for speed)
+  # Rematerialise the hourglass levels and generator down/res/up blocks (nn.remat): less activation
+  # memory for about one extra forward pass; same parameters, outputs and gradients.
+  model.remat = False
   model.motion = ml_collections.ConfigDict(dict(
       # Anchor (keypoint) detector U-Net, FOMM kp_detector: block_expansion 32, max 1024, 5 blocks.
       detector_block_expansion=32,
@@ -114,7 +117,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_every_steps = 1000
   config.checkpoint_every_steps = 2000
   config.keep_checkpoints = 3
-  config.num_eval_videos = 8  # self-reconstruction L1 on this many test videos at start and end
+  # Non-finite guard: a step with a NaN/inf loss or gradient is skipped (no update, counted in
+  # train/skipped_steps); this many skipped steps in a row stop the run, naming the terms.
+  config.max_consecutive_nonfinite = 10
+  # Self-reconstruction L1 on this many test videos at start and end (0: no evaluation).
+  config.num_eval_videos = 8
   config.eval_frames_per_video = 16  # evenly spaced frames per video
   config.eval_batch_size = 8
   config.sample_animation = True  # write a test-video animation into the workdir at the end

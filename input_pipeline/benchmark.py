@@ -33,6 +33,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from input_pipeline import datasets, pipeline
+from internet_jax import errors
 from internet_jax.visualize import flow_to_rgb, save_png, tile_images
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
@@ -49,6 +50,7 @@ _MAX_ROWS = flags.DEFINE_integer("max_rows", 8, "At most this many examples on t
 _OUTPUT = flags.DEFINE_string("output", "./workdirs/pipeline_benchmark/contact_sheet.png",
                               "Contact sheet PNG path (the JSON report goes next to it).")
 _SEED = flags.DEFINE_integer("seed", 0, "Pipeline seed.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show full tracebacks for configuration and data errors.")
 
 
 def contact_sheet(batch: dict[str, np.ndarray], max_rows: int = 8) -> np.ndarray:
@@ -163,6 +165,11 @@ def _get_source(config):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  with errors.user_errors(verbose=_VERBOSE.value):
+    _run()
+
+
+def _run():
   config = _CONFIG.value
   if config is None:
     from configs import default  # pylint: disable=g-import-not-at-top
@@ -178,7 +185,10 @@ def main(argv):
   report["source"] = source_name
   report["cv2_threads"] = cv2.getNumThreads()
   output = _OUTPUT.value
-  save_png(output, contact_sheet(batch, _MAX_ROWS.value))
+  try:
+    save_png(output, contact_sheet(batch, _MAX_ROWS.value))
+  except OSError as error:
+    raise ValueError(f"--output={output}: cannot write the contact sheet ({error})") from error
   report["contact_sheet"] = output
   with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as f:
     json.dump(report, f, indent=2)
@@ -186,4 +196,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=errors.flags_parser("config"))

@@ -2,39 +2,111 @@
 state and the config, under `<workdir>/checkpoints/<step>/`. Nothing is ever pickled.
 
 This is the only module that talks to Orbax, so that a move to the Orbax V1 API touches one file.
+
+Reliability (issue 6):
+* Orbax writes a step into `<step>.orbax-checkpoint-tmp*` and renames it when complete, so a crash
+  mid-save leaves a temporary directory that is never listed as a step; `create_manager` logs and
+  removes such leftovers.
+* A step directory that looks committed but cannot be restored (an item missing or damaged) is set
+  aside into `<workdir>/damaged_checkpoints/` with a warning by `restore_latest`, which then tries
+  the previous step. A restore goes into a fresh abstract target and the data iterator is rolled
+  back on failure, so nothing is ever half-restored.
+* A checkpoint whose state does not fit the current config (another model width, say) is an
+  `IncompatibleCheckpointError` naming the checkpoint and the differing config fields.
+* `save` refuses a state holding a non-finite value.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import time
 from typing import Any
 
+from absl import logging
 import grain
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
+
+ITEM_NAMES = ("state", "data", "config")
+# Config fields that decide the shapes of the state: named when a checkpoint does not fit.
+STRUCTURE_FIELDS = ("model_name", "model.", "optimizer.ema_decay")
+
+
+class IncompatibleCheckpointError(ValueError):
+  """The checkpoint was written by a run whose state has other shapes than this config's."""
 
 
 def checkpoint_dir(workdir: str) -> str:
+  """`<workdir>/checkpoints`, absolute."""
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def create_manager(workdir: str, *, max_to_keep: int = 3) -> ocp.CheckpointManager:
-  """A manager that keeps the newest `max_to_keep` checkpoints; saves are asynchronous."""
+def damaged_dir(workdir: str) -> str:
+  """Where `restore_latest` moves step directories that cannot be restored."""
+  return os.path.join(os.path.abspath(workdir), "damaged_checkpoints")
+
+
+def _handler_registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+  # Explicit handlers let item_metadata() read a step before anything is restored.
+  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+  registry.add("state", ocp.args.StandardSave, ocp.StandardCheckpointHandler)
+  registry.add("state", ocp.args.StandardRestore, ocp.StandardCheckpointHandler)
+  registry.add("config", ocp.args.JsonSave, ocp.JsonCheckpointHandler)
+  registry.add("config", ocp.args.JsonRestore, ocp.JsonCheckpointHandler)
+  registry.add("data", grain.checkpoint.CheckpointSave, grain.checkpoint.CheckpointHandler)
+  registry.add("data", grain.checkpoint.CheckpointRestore, grain.checkpoint.CheckpointHandler)
+  return registry
+
+
+def incomplete_checkpoints(directory: str) -> list[str]:
+  """Temporary directories of saves that never committed (a crash or kill -9 mid-save)."""
+  return sorted(glob.glob(os.path.join(glob.escape(directory), "*.orbax-checkpoint-tmp*")))
+
+
+def create_manager(workdir: str, *, max_to_keep: int = 3,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """A manager that keeps the newest `max_to_keep` checkpoints; saves are asynchronous.
+
+  Leftovers of interrupted saves are logged and removed (Orbax never lists them as steps; a new
+  save of the same step would collide with them).
+  """
+  directory = checkpoint_dir(workdir)
+  if not read_only and jax.process_index() == 0:
+    for path in incomplete_checkpoints(directory):
+      logging.warning("Removing the incomplete checkpoint %s (a save that was interrupted before "
+                      "it committed); the newest complete checkpoint is used", path)
+      shutil.rmtree(path, ignore_errors=True)
   options = ocp.CheckpointManagerOptions(
       preservation_policy=ocp.checkpoint_managers.LatestN(max_to_keep),
-      create=True,
+      create=not read_only,
+      read_only=read_only,
       enable_async_checkpointing=True,
   )
-  return ocp.CheckpointManager(
-      checkpoint_dir(workdir),
-      item_names=("state", "data", "config"),
-      options=options,
-  )
+  return ocp.CheckpointManager(directory, handler_registry=_handler_registry(), options=options)
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  """Whether every floating-point element of `tree` is finite (one device reduction)."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          data_iterator: grain.DatasetIterator | None, config: ml_collections.ConfigDict) -> None:
+  """Starts an asynchronous save of `state`, the iterator position and the config at `step`.
+
+  Raises FloatingPointError (before writing anything) if the state holds a NaN or infinity.
+  """
+  if not bool(_all_finite(state)):
+    raise FloatingPointError(f"step {step}: the train state holds non-finite values; not saving "
+                             f"it to {manager.directory}")
   items = {
       "state": ocp.args.StandardSave(state),
       "config": ocp.args.JsonSave(config.to_dict()),
@@ -47,7 +119,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
 def restore(manager: ocp.CheckpointManager, abstract_state: Any,
             data_iterator: grain.DatasetIterator | None, step: int | None = None) -> tuple[Any, int]:
   """Restores the state (into the shapes/shardings of `abstract_state`) and, in place, the
-  iterator. Returns (state, step)."""
+  iterator. Returns (state, step). No fallback: see `restore_latest`."""
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"{manager.directory}: no checkpoint to restore")
@@ -58,9 +130,164 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any,
   return restored["state"], step
 
 
+# ---------------------------------------------------------------------------------------------
+# Restoring the newest usable checkpoint
+
+
+def _key_name(key: Any) -> str:
+  # Orbax metadata names dataclass fields and namedtuple fields like dict keys; unify them.
+  for attribute in ("key", "name", "idx"):
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)
+
+
+def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  """{"g_params.params.x.kernel": shape} of a state, an abstract state or Orbax tree metadata."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {".".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """{"a.b.c": value} of nested dicts (a saved config)."""
+  if isinstance(tree, dict):
+    out = {}
+    for key, value in tree.items():
+      out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def config_differences(saved: dict, config: ml_collections.ConfigDict,
+                       prefixes: tuple[str, ...] = STRUCTURE_FIELDS) -> list[str]:
+  """`config.FIELD: checkpoint A, this config B` for fields under `prefixes` that differ."""
+  old, new = _flatten(saved), _flatten(config.to_dict())
+  differences = []
+  for name in sorted(set(old) | set(new)):
+    if not any(name == p or (p.endswith(".") and name.startswith(p)) for p in prefixes):
+      continue
+    a, b = old.get(name, "(absent)"), new.get(name, "(absent)")
+    if isinstance(a, list):
+      a = tuple(a)
+    if isinstance(b, list):
+      b = tuple(b)
+    if a != b:
+      differences.append(f"config.{name}: checkpoint {a!r}, this config {b!r}")
+  return differences
+
+
+def _check_fits(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
+                config: ml_collections.ConfigDict | None) -> None:
+  """Raises IncompatibleCheckpointError if the saved state's leaves differ from the target's.
+
+  Other failures (unreadable metadata) propagate as they are: the step is damaged.
+  """
+  where = os.path.join(str(manager.directory), str(step))
+  metadata = manager.item_metadata(step)
+  state_metadata = metadata["state"] if "state" in metadata else None
+  saved_shapes = leaf_shapes(state_metadata) if state_metadata is not None else {}
+  if not saved_shapes:
+    # Missing or empty: damage (fall back), not another config.
+    raise ValueError(f"{where}: no readable state metadata")
+  wanted_shapes = leaf_shapes(abstract_state)
+  if saved_shapes == wanted_shapes:
+    return
+  hints = []
+  if config is not None:
+    try:
+      saved_config = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+      hints = config_differences(dict(saved_config["config"]), config)
+    except Exception:  # pylint: disable=broad-except
+      hints = []  # the shapes alone still tell what is wrong
+  if not hints:
+    missing = sorted(set(wanted_shapes) - set(saved_shapes))
+    extra = sorted(set(saved_shapes) - set(wanted_shapes))
+    changed = sorted(k for k in set(saved_shapes) & set(wanted_shapes)
+                     if saved_shapes[k] != wanted_shapes[k])
+    if changed:
+      hints = [f"{changed[0]} has shape {saved_shapes[changed[0]]} in the checkpoint, "
+               f"{wanted_shapes[changed[0]]} in this config"]
+    elif missing or extra:
+      hints = [f"state entries only in this config: {missing[:3]}, only in the checkpoint: "
+               f"{extra[:3]}"]
+  raise IncompatibleCheckpointError(
+      f"{where}: the checkpoint does not fit this config ({'; '.join(hints[:3])}); resume with the "
+      "config it was trained with, or use another --workdir")
+
+
+def _all_processes(ok: bool) -> bool:
+  """Whether `ok` holds on every process."""
+  # Every process must take the same decision, or the hosts would train from different steps.
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, workdir: str) -> str:
+  """Moves a damaged step out of the checkpoint directory (never deletes it)."""
+  source = os.path.join(str(manager.directory), str(step))
+  target = os.path.join(damaged_dir(workdir), f"{step}-{int(time.time())}")
+  suffix = 1
+  while os.path.exists(target):  # the same step set aside twice within a second
+    target = os.path.join(damaged_dir(workdir), f"{step}-{int(time.time())}-{suffix}")
+    suffix += 1
+  if jax.process_index() == 0 and os.path.exists(source):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.move(source, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+  manager.reload()
+  return target
+
+
+def restore_latest(manager: ocp.CheckpointManager, workdir: str, abstract_state: Any,
+                   data_iterator: grain.DatasetIterator | None,
+                   config: ml_collections.ConfigDict | None = None) -> tuple[Any, int | None]:
+  """The newest checkpoint that restores completely: (state, step), or (None, None) if none.
+
+  A step that fails to restore is set aside into `damaged_checkpoints/` with a warning and the
+  previous step is tried. The state is restored into `abstract_state` (a fresh target, never an
+  array in use) and the iterator is rolled back after a failed attempt.
+
+  Raises:
+    IncompatibleCheckpointError: the newest readable step has other state shapes than
+      `abstract_state` (e.g. it was trained with another model width).
+    ValueError: every step that was found is damaged (they have been set aside).
+  """
+  failures = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    iterator_state = data_iterator.get_state() if data_iterator is not None else None
+    try:
+      _check_fits(manager, step, abstract_state, config)
+      state, _ = restore(manager, abstract_state, data_iterator, step)
+      jax.block_until_ready(state)
+      error = None
+    except IncompatibleCheckpointError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
+    if _all_processes(error is None):
+      return state, step
+    if data_iterator is not None:
+      data_iterator.set_state(iterator_state)  # never leave the iterator half-restored
+    reason = " ".join(str(error).split())[:300] if error is not None else "failed on another host"
+    target = _set_aside(manager, step, workdir)
+    logging.warning("Checkpoint step %d in %s cannot be restored (%s: %s); moved it to %s and "
+                    "trying the previous one", step, manager.directory,
+                    type(error).__name__ if error is not None else "Error", reason, target)
+    failures.append(step)
+  if failures:
+    raise ValueError(f"{manager.directory}: none of the checkpoints (steps "
+                     f"{', '.join(map(str, failures))}) could be restored; they were moved to "
+                     f"{damaged_dir(workdir)}; rerun to start from step 0")
+  return None, None
+
+
 def restore_config(workdir: str, step: int | None = None) -> ml_collections.ConfigDict:
   """The config saved with a checkpoint (inference restores the model it was trained with)."""
-  with ocp.CheckpointManager(checkpoint_dir(workdir), item_names=("state", "data", "config"),
+  with ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEM_NAMES,
                              options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

@@ -1,13 +1,57 @@
-"""User-facing errors: one line naming the file or field, a non-zero exit, no traceback."""
+"""User-facing errors: one line naming the file or field, a non-zero exit, no traceback.
+
+Entry points run their work inside `user_errors(verbose=...)` and parse their flags with
+`flags_parser(...)` (`app.run(main, flags_parser=errors.flags_parser("config"))`), so that bad
+input - a config field, a config file, a flag value, a data file - ends with exactly one line
+`error: ...` on stderr and exit status 1; `--verbose` shows the full traceback instead.
+A run stopped by SIGTERM/SIGINT after saving its checkpoint raises `Interrupted`, which ends with
+one line `interrupted: ...` and exit status 128 + the signal number (the shell convention, so that
+a scheduler sees the run did not finish and restarts it; a rerun resumes).
+"""
+
+from __future__ import annotations
 
 import contextlib
+import re
+import signal
 import sys
+from typing import Callable, Sequence
 
+from absl import flags
 from absl import logging
 
 # Errors that describe bad input (config values, files, data) rather than bugs in this code.
+# Other OSErrors (a full disk, say) are turned into ValueErrors naming the file where they occur.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
                FloatingPointError)
+
+
+class Interrupted(Exception):
+  """Training stopped on a signal after its checkpoint was saved; rerunning resumes."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + int(self.signum)
+
+
+def one_line(error: BaseException | str) -> str:
+  """The message of `error` on one line (the type name when it has none)."""
+  text = error if isinstance(error, str) else str(error)
+  text = " ".join(text.split())
+  if not text and isinstance(error, BaseException):
+    return type(error).__name__
+  return text
+
+
+def _report(message: str, exit_code: int, prefix: str = "error") -> None:
+  """Prints `prefix: message` on stderr (after pending logs) and exits."""
+  logging.flush()
+  print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+  sys.exit(exit_code)
 
 
 @contextlib.contextmanager
@@ -15,10 +59,103 @@ def user_errors(verbose: bool = False, exit_code: int = 1):
   """Turns a user error into `error: <message>` on stderr and exit `exit_code`."""
   try:
     yield
+  except Interrupted as interrupted:
+    # Not an error: the checkpoint is saved; the exit status says the run did not finish.
+    _report(one_line(interrupted), interrupted.exit_code, prefix="interrupted")
   except USER_ERRORS as error:
     if verbose:
       raise
-    logging.flush()
+    # Keep only the first line: multi-line messages (TFDS, OpenCV) repeat it with detail.
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(exit_code)
+    _report(message, exit_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flag parsing: absl prints multi-line usage text or a traceback for bad config overrides.
+
+
+def _is_verbose(argv: Sequence[str]) -> bool:
+  """--verbose on the command line (read before the flags are parsed)."""
+  return any(arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1")
+             for arg in argv)
+
+
+def _unknown_field_message(error: BaseException, argv: Sequence[str],
+                           config_names: Sequence[str]) -> str:
+  """`--config.a.b=1` where b does not exist: name the override and the missing field."""
+  text = str(error).replace("\\'", "'").replace("\\n", " ")
+  keys = re.findall(r"'([A-Za-z0-9_]+)'", text)
+  hint = re.search(r'Did you mean "([^"]+)"', text)
+  for arg in argv:
+    for name in config_names:
+      prefix = f"--{name}."
+      if arg.startswith(prefix):
+        path = arg[len(prefix):].split("=", 1)[0]
+        if not keys or keys[0] in path.split("."):
+          suggestion = f"; did you mean {hint.group(1)!r}?" if hint else ""
+          return (f"{prefix}{path}: the config has no field {keys[0] if keys else path!r}"
+                  f"{suggestion}")
+  return f"unknown config field {keys[0] if keys else one_line(error)}"
+
+
+def _config_file_message(error: BaseException, argv: Sequence[str], name: str) -> str:
+  """Config files load lazily; their errors carry the loader's multi-line report."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  given = next((arg.split("=", 1)[1] for arg in argv if arg.startswith(f"--{name}=")), "")
+  errno_line = next((line for line in lines if line.startswith("[Errno")), None)
+  if errno_line:
+    return f"--{name}={given}: cannot load the config file: {errno_line}"
+  return f"--{name}={given}: {lines[-1] if lines else type(error).__name__}"
+
+
+def _flag_error_message(error: flags.Error) -> str:
+  """One line for absl's flag errors, which may embed a traceback."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if len(lines) > 1 and "Traceback" in str(error):
+    # A config file's get_config raised: `flag --config=X: Error whilst parsing ...` + traceback.
+    match = re.match(r"flag (\S+): ", lines[0])
+    flag = match.group(1) if match else lines[0]
+    reason = re.sub(r"^[A-Za-z_.]*(Error|Exception): ", "", lines[-1])
+    return f"{flag}: {reason}"
+  return one_line(error)
+
+
+def flags_parser(*config_names: str) -> Callable[[list[str]], list[str]]:
+  """An `app.run(..., flags_parser=)` that reports bad flags and config overrides in one line.
+
+  Args:
+    *config_names: names of `config_flags.DEFINE_config_file` flags; their files are loaded here
+      (they load lazily), so that a missing or broken config file is a flag error.
+  """
+
+  def parse(argv: list[str]) -> list[str]:
+    verbose = _is_verbose(argv)
+    try:
+      remaining = flags.FLAGS(argv)
+      for name in config_names:
+        # A config that failed to load is a stand-in raising on first attribute access.
+        getattr(getattr(flags.FLAGS, name), "to_dict", None)
+    except flags.Error as error:
+      if verbose:
+        raise
+      _report(_flag_error_message(error), 1)
+    except (AttributeError, KeyError) as error:
+      # ml_collections: an override of a field the (locked) config does not have.
+      if verbose:
+        raise
+      _report(_unknown_field_message(error, argv, config_names), 1)
+    except (OSError, ValueError, TypeError) as error:
+      if verbose:
+        raise
+      _report(_config_file_message(error, argv, config_names[0] if config_names else "config"), 1)
+    return remaining
+
+  return parse
+
+
+def signal_name(signum: int) -> str:
+  """"SIGTERM" for 15, and so on."""
+  try:
+    return signal.Signals(signum).name
+  except ValueError:
+    return f"signal {signum}"

@@ -3,9 +3,15 @@
 Intentionally thin: flags, multi-host start-up and logging; the work is in `train.py`, which tests
 and notebooks import directly. `--workdir` defaults to ./workdirs/<config file stem> and a run in
 an existing workdir resumes from its newest checkpoint.
+
+Exit status: 0 when training finished; 1 with one line `error: ...` on stderr for bad input (config
+file, field or value, data, weights, workdir, a checkpoint of another config; `--verbose` shows the
+traceback); 128 + N with one line `interrupted: ...` after SIGTERM (N = 15) or SIGINT (N = 2) has
+saved a checkpoint at the current step (running the same command again resumes from it).
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 import jax
@@ -43,7 +49,9 @@ def initialize_distributed() -> None:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    print(f"error: unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)",
+          file=sys.stderr)
+    sys.exit(1)
   jax.config.config_with_absl()
   initialize_distributed()
   from internet_jax import train  # after distributed start-up: importing TF/grain touches devices
@@ -52,9 +60,12 @@ def main(argv):
   logging.info("JAX %s, %d process(es), %d device(s): %s", jax.__version__, jax.process_count(),
                jax.device_count(), jax.devices())
   logging.info("workdir: %s", workdir)
+  # Bad input ends in one line `error: ...` (exit 1); SIGTERM/SIGINT in `interrupted: ...` after
+  # the checkpoint is saved (exit 128 + signal); --verbose shows tracebacks instead.
   with errors.user_errors(verbose=FLAGS.verbose):
     train.train_and_evaluate(FLAGS.config, workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # Config files and `--config.FIELD=V` overrides are checked while parsing: one line each.
+  app.run(main, flags_parser=errors.flags_parser("config"))

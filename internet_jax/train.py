@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import math
 import os
-import time
+import signal
+import threading
 from typing import Any, Callable
 
 from absl import logging
-from clu import metric_writers, periodic_actions
 import flax
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,9 @@ import numpy as np
 import optax
 
 from input_pipeline import datasets, pipeline, video_io
-from internet_jax import animate, checkpointing, geometry, losses, models, sharding, visualize
+from input_pipeline import flow as flow_lib
+from internet_jax import (animate, checkpointing, errors, geometry, losses, models, sharding,
+                          visualize)
 from internet_jax.models import vgg
 
 TEMPORAL_SCHEMES = ("none", "plain", "extrinsic", "intrinsic")
@@ -40,26 +42,124 @@ class TrainState:
   g_opt_state: Any
   d_opt_state: Any
   ema_g_params: Any  # an EMA of g_params, or {} when config.optimizer.ema_decay == 0
+  # Steps whose loss or gradients were non-finite and were skipped (no update), in total and in a
+  # row up to now (the run stops at config.max_consecutive_nonfinite).
+  skipped_steps: jax.Array
+  consecutive_skipped_steps: jax.Array
 
 
 # ---------------------------------------------------------------------------------------------
 # Construction
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """One-line errors naming the field, before anything compiles."""
-  if config.temporal.scheme not in TEMPORAL_SCHEMES:
-    raise ValueError(f"config.temporal.scheme: unknown scheme {config.temporal.scheme!r}; "
-                     f"known: {', '.join(TEMPORAL_SCHEMES)}")
-  models.create_models(config)  # validates the model fields; cheap, nothing is initialised
-  sharding.check_batch_size(config.batch_size)
-  vgg_weights = config.loss.vgg_weights
-  if not config.loss.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
+def _require(condition: bool, field: str, problem: str) -> None:
+  """A one-line ValueError `config.FIELD: problem` unless `condition`."""
+  if not condition:
+    raise ValueError(f"config.{field}: {problem}")
+
+
+def _is_int(value: Any) -> bool:
+  """An integer that is not a bool (ConfigDict fields may be numpy integers)."""
+  return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+# Loss weights that must be >= 0 (a negative weight would maximise the term).
+LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.perceptual", "loss.style",
+                      "loss.equivariance_value", "loss.equivariance_jacobian",
+                      "loss.reconstruction_l1", "temporal.weight")
+VGG_WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
+
+
+def _field(config: ml_collections.ConfigDict, name: str) -> Any:
+  """The value of a dotted field name such as "loss.perceptual"."""
+  value = config
+  for part in name.split("."):
+    value = value[part]
+  return value
+
+
+def _validate_vgg_weights(loss_config) -> None:
+  """The weights file exists and is of a kind we read without unpickling (DESIGN §5)."""
+  vgg_weights = loss_config.vgg_weights
+  if not loss_config.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
     raise FileNotFoundError(
         f"config.loss.vgg_weights: VGG-19 weights not found at {vgg_weights or '(unset)'}; the "
         "perceptual and style losses (Eqs. 9-10) need ImageNet VGG-19 weights: save torchvision's "
         "vgg19(weights='IMAGENET1K_V1').state_dict() as .safetensors there (README: Supplying "
         "VGG-19 weights), or set --config.loss.allow_random_vgg=True to train with random features")
+  if not vgg_weights:
+    return
+  if not os.path.isfile(vgg_weights):
+    raise FileNotFoundError(f"config.loss.vgg_weights: no file at {vgg_weights}")
+  suffix = os.path.splitext(vgg_weights)[1].lower()
+  _require(suffix in VGG_WEIGHT_SUFFIXES, "loss.vgg_weights",
+           f"{vgg_weights} has an unsupported extension {suffix!r}; use "
+           f"{', '.join(VGG_WEIGHT_SUFFIXES)}")
+  if suffix in (".pth", ".pt", ".bin"):
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    # A .pth is a pickle: only torch.load(weights_only=True) may read it, never plain unpickling.
+    _require(importlib.util.find_spec("torch") is not None, "loss.vgg_weights",
+             f"{vgg_weights} is a PyTorch pickle and torch is not installed, so it is not read "
+             "(nothing here unpickles files); convert it to .safetensors where torch is installed")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """One-line errors naming the field, before anything is prepared, written or compiled."""
+  if config.temporal.scheme not in TEMPORAL_SCHEMES:
+    raise ValueError(f"config.temporal.scheme: unknown scheme {config.temporal.scheme!r}; "
+                     f"known: {', '.join(TEMPORAL_SCHEMES)}")
+  data = config.data
+  _require(data.name in datasets.NAMES, "data.name",
+           f"unknown dataset {data.name!r}; known: {', '.join(datasets.NAMES)}")
+  _require(_is_int(data.resolution) and data.resolution > 0, "data.resolution",
+           f"must be a positive integer, got {data.resolution!r}")
+  _require(_is_int(data.min_driving_offset) and data.min_driving_offset >= 0,
+           "data.min_driving_offset", f"must be an integer >= 0, got {data.min_driving_offset!r}")
+  _require(_is_int(data.num_repeats) and data.num_repeats >= 1, "data.num_repeats",
+           f"must be an integer >= 1, got {data.num_repeats!r}")
+  _require(_is_int(data.worker_count) and data.worker_count >= 0, "data.worker_count",
+           f"must be an integer >= 0, got {data.worker_count!r}")
+  presets = tuple(flow_lib._PRESETS)  # pylint: disable=protected-access
+  _require(data.flow_preset in presets, "data.flow_preset",
+           f"unknown DIS preset {data.flow_preset!r}; known: {', '.join(presets)}")
+  _require(_is_int(config.model.num_anchors) and config.model.num_anchors >= 1,
+           "model.num_anchors", f"must be an integer >= 1, got {config.model.num_anchors!r}")
+  models.create_models(config)  # validates the model fields; cheap, nothing is initialised
+  sharding.check_batch_size(config.batch_size)
+
+  loss = config.loss
+  for name in LOSS_WEIGHT_FIELDS:
+    value = _field(config, name)
+    _require(math.isfinite(value) and value >= 0, name,
+             f"a loss weight must be finite and >= 0, got {value!r}")
+  _require(loss.gan_mode in losses.GAN_MODES, "loss.gan_mode",
+           f"unknown GAN mode {loss.gan_mode!r}; known: {', '.join(losses.GAN_MODES)}")
+  _require(len(loss.pyramid_scales) > 0 and all(0 < s <= 1 for s in loss.pyramid_scales),
+           "loss.pyramid_scales", f"scales must lie in (0, 1], got {tuple(loss.pyramid_scales)}")
+  unknown_layers = [name for name in loss.style_layers if name not in vgg.LAYER_NAMES]
+  _require(not unknown_layers, "loss.style_layers",
+           f"unknown VGG-19 layer(s) {unknown_layers}; known: {', '.join(vgg.LAYER_NAMES)}")
+  _validate_vgg_weights(loss)
+
+  opt = config.optimizer
+  for name in ("g_lr", "d_lr", "lr_decay_factor"):
+    _require(math.isfinite(opt[name]) and opt[name] > 0, f"optimizer.{name}",
+             f"must be > 0, got {opt[name]!r}")
+  for name in ("b1", "b2", "ema_decay"):
+    _require(0 <= opt[name] < 1, f"optimizer.{name}", f"must lie in [0, 1), got {opt[name]!r}")
+
+  _require(_is_int(config.num_train_steps) and (config.num_train_steps > 0
+                                               or config.num_train_steps == -1),
+           "num_train_steps", f"must be > 0, or -1 for num_epochs, got {config.num_train_steps!r}")
+  if config.num_train_steps == -1:
+    _require(config.num_epochs > 0, "num_epochs", f"must be > 0, got {config.num_epochs!r}")
+  for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
+               "max_consecutive_nonfinite", "eval_frames_per_video", "eval_batch_size"):
+    _require(_is_int(config[name]) and config[name] >= 1, name,
+             f"must be an integer >= 1, got {config[name]!r}")
+  for name in ("image_every_steps", "num_eval_videos"):
+    _require(_is_int(config[name]) and config[name] >= 0, name,
+             f"must be an integer >= 0, got {config[name]!r}")
 
 
 def create_learning_rate_fn(base_lr: float, config: ml_collections.ConfigDict,
@@ -93,6 +193,8 @@ def create_train_state(config: ml_collections.ConfigDict, generator, discriminat
       g_opt_state=g_tx.init(g_params),
       d_opt_state=d_tx.init(d_params),
       ema_g_params=g_params if config.optimizer.ema_decay > 0 else {},
+      skipped_steps=jnp.zeros((), jnp.int32),
+      consecutive_skipped_steps=jnp.zeros((), jnp.int32),
   )
 
 
@@ -201,7 +303,13 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
 
 def train_step(state: TrainState, batch: dict, vgg_params, *, generator, discriminator, vgg_net,
                g_tx, d_tx, config) -> tuple[TrainState, dict]:
-  """Updates D and G from one forward pass; returns the new state and scalar metrics."""
+  """Updates D and G from one forward pass; returns the new state and scalar metrics.
+
+  A step whose losses, gradients or updated parameters are not all finite changes nothing but the
+  step and the skip counters (the non-finite guard): the update is computed as usual and then
+  discarded with a select, so a NaN never enters the parameters, the optimiser moments or a
+  checkpoint. The metrics keep the step's raw values, so the host can name the offending terms.
+  """
   # Randomness from the seed and the step only (DESIGN §4), so a resumed run draws the same.
   step_key = jax.random.fold_in(training_key(config.seed), state.step)
   loss_fn = functools.partial(loss_terms, batch=batch, vgg_params=vgg_params, key=step_key,
@@ -221,15 +329,32 @@ def train_step(state: TrainState, batch: dict, vgg_params, *, generator, discrim
     decay = config.optimizer.ema_decay
     ema_g_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_g_params, g_params)
 
-  metrics.update({
+  norms = {
       "g/grad_norm": optax.tree.norm(g_grads),
       "d/grad_norm": optax.tree.norm(d_grads),
       "g/param_norm": optax.tree.norm(g_params),
       "d/param_norm": optax.tree.norm(d_params),
+  }
+  # The losses (every term is in one of them), both gradients and both updated parameter sets:
+  # norms are NaN/inf exactly when some element is (or when they overflow, which is as bad).
+  finite = jnp.all(jnp.isfinite(jnp.stack([g_loss, d_loss, *norms.values()])))
+  updated = dict(g_params=g_params, d_params=d_params, g_opt_state=g_opt_state,
+                 d_opt_state=d_opt_state, ema_g_params=ema_g_params)
+  previous = {name: getattr(state, name) for name in updated}
+  kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, previous)
+  skipped = jnp.logical_not(finite).astype(jnp.int32)
+  new_state = state.replace(
+      step=state.step + 1,
+      skipped_steps=state.skipped_steps + skipped,
+      consecutive_skipped_steps=jnp.where(finite, 0, state.consecutive_skipped_steps + 1),
+      **kept)
+
+  metrics.update(norms)
+  metrics.update({
+      "nonfinite": skipped,
+      "skipped_steps": new_state.skipped_steps,
+      "consecutive_skipped_steps": new_state.consecutive_skipped_steps,
   })
-  new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
-                            g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-                            ema_g_params=ema_g_params)
   return new_state, metrics
 
 
@@ -246,12 +371,102 @@ def make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
   return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(replicated, replicated))
 
 
-def check_finite(metrics: dict[str, float], step: int) -> None:
-  """A non-finite loss stops the run with a message naming the term."""
-  for name, value in metrics.items():
-    if not math.isfinite(value):
-      raise FloatingPointError(f"step {step}: loss term {name} is {value}; stopping "
-                               "(lower the learning rate or check the data)")
+# Guard counters and flags: metrics that are not loss terms.
+GUARD_METRICS = ("nonfinite", "skipped_steps", "consecutive_skipped_steps")
+
+
+def nonfinite_terms(metrics: dict[str, float]) -> list[str]:
+  """Names of the logged values that are NaN or infinite: loss terms first, then norms."""
+  names = [name for name, value in metrics.items()
+           if name not in GUARD_METRICS and not math.isfinite(float(value))]
+  return sorted(names, key=lambda n: (n.endswith("_norm"), n.endswith("/total"), n))
+
+
+class NonFiniteMonitor:
+  """Host side of the non-finite guard: warns about skipped steps and stops the run after
+  `max_consecutive` in a row, naming the non-finite loss terms.
+
+  `check(step, metrics)` reads one int32 of the step's metrics; the loop calls it one step late
+  (after dispatching the next step), so that it never makes the host wait for the device.
+  """
+
+  def __init__(self, max_consecutive: int):
+    self.max_consecutive = int(max_consecutive)
+
+  def check(self, step: int, metrics: dict) -> None:
+    if not int(jax.device_get(metrics["nonfinite"])):
+      return
+    values = {name: float(value) for name, value in jax.device_get(metrics).items()}
+    names = ", ".join(nonfinite_terms(values)) or "(none of the logged values)"
+    consecutive = int(values["consecutive_skipped_steps"])
+    logging.warning("step %d: non-finite %s; the update was skipped (%d in a row, %d in total)",
+                    step, names, consecutive, int(values["skipped_steps"]))
+    if consecutive >= self.max_consecutive:
+      raise FloatingPointError(
+          f"step {step}: {consecutive} consecutive steps with non-finite values "
+          f"(config.max_consecutive_nonfinite={self.max_consecutive}), non-finite: {names}; "
+          "stopping with the last finite parameters in the checkpoints (lower the learning rate "
+          "or check the data)")
+
+
+class StopSignals:
+  """SIGTERM/SIGINT during training set a flag; the loop saves a checkpoint and stops.
+
+  Single process: Python handlers, installed on entry and the previous ones restored on exit; a
+  second signal falls through to the previous handler (stop at once). Several processes: JAX's
+  preemption service (which listens to SIGTERM) picks a step at which all of them stop together;
+  Python handlers would make the processes stop at different steps and are not installed.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> "StopSignals":
+    if jax.process_count() > 1:
+      return self
+    if threading.current_thread() is not threading.main_thread():
+      logging.warning("train_and_evaluate runs outside the main thread: SIGTERM/SIGINT are not "
+                      "turned into a checkpoint and a clean stop")
+      return self
+    for signum in self.SIGNALS:
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, previous in self._previous.items():
+      # None: a handler not installed from Python; the default is the closest we can restore.
+      signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+    self._previous = {}
+
+  def _handle(self, signum: int, frame) -> None:
+    if self.signum is not None:
+      # Asked twice: give the signal its previous meaning (KeyboardInterrupt, or termination).
+      previous = self._previous.get(signum)
+      signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+      if callable(previous):
+        previous(signum, frame)
+      else:
+        os.kill(os.getpid(), signum)
+      return
+    self.signum = signum
+    logging.warning("Received %s: stopping after this step with a checkpoint (send it again to "
+                    "stop at once, without one)", errors.signal_name(signum))
+
+  def requested(self, step: int) -> bool:
+    """Whether to save and stop after `step` (call it at every step on every process)."""
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      try:
+        if multihost_utils.reached_preemption_sync_point(step):
+          self.signum = self.signum or signal.SIGTERM
+          return True
+      except RuntimeError:
+        pass  # the preemption service is disabled: preemption is not handled
+      return False
+    return self.signum is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,10 +516,24 @@ def summary_images(generator, params, batch: dict[str, np.ndarray], count: int =
 # The loop
 
 
+def _make_workdir(workdir: str) -> None:
+  """Creates the workdir, or a one-line error naming it (a file in the way, no permission)."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as error:
+    raise ValueError(f"--workdir: cannot create {workdir}: {error.strerror or error}") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise PermissionError(f"--workdir: {workdir} is not writable")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains (resuming from `workdir` if it holds a checkpoint) and returns the final state."""
+  """Trains (resuming from `workdir` if it holds a checkpoint) and returns the final state.
+
+  Everything that can be checked (config, data, weights, an existing checkpoint's fit) is checked
+  before the workdir is written to or anything is compiled. SIGTERM/SIGINT save a checkpoint after
+  the current step and raise `errors.Interrupted`; rerunning resumes bit-exactly (CPU).
+  """
   validate_config(config)
-  os.makedirs(workdir, exist_ok=True)
   mesh = sharding.create_mesh()
   local_batch_size = sharding.check_batch_size(config.batch_size)
   is_chief = jax.process_index() == 0
@@ -324,19 +553,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   generator, discriminator = models.create_models(config)
   g_tx, d_tx = create_optimizers(config, steps_per_epoch)
   replicated = sharding.replicated(mesh)
-  state = jax.jit(functools.partial(create_train_state, config=config, generator=generator,
-                                    discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
-                  out_shardings=replicated)()
+  init_state = jax.jit(functools.partial(create_train_state, config=config, generator=generator,
+                                         discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
+                       out_shardings=replicated)
+  # Shapes only (no compilation): the restore target, and what a checkpoint must match.
+  abstract_state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+      jax.eval_shape(init_state))
   vgg_net, vgg_params = vgg.create_vgg(config.loss)
-  vgg_params = sharding.put_replicated(vgg_params, mesh)
 
+  _make_workdir(workdir)
   manager = checkpointing.create_manager(workdir, max_to_keep=config.keep_checkpoints)
-  initial_step = 0
-  if manager.latest_step() is not None:
-    state, initial_step = checkpointing.restore(manager, checkpointing.abstract_like(state),
-                                                train_iter)
-    logging.info("Resumed from %s at step %d", checkpointing.checkpoint_dir(workdir), initial_step)
+  try:
+    state, initial_step = checkpointing.restore_latest(manager, workdir, abstract_state,
+                                                       train_iter, config)
+    if state is None:
+      state, initial_step = init_state(), 0
+    else:
+      logging.info("Resumed from %s at step %d", checkpointing.checkpoint_dir(workdir),
+                   initial_step)
+    state = _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoch,
+                   manager=manager, mesh=mesh, train_iter=train_iter, test_source=test_source,
+                   generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+                   vgg_net=vgg_net, vgg_params=sharding.put_replicated(vgg_params, mesh),
+                   is_chief=is_chief)
+  finally:
+    manager.wait_until_finished()  # an async save in flight completes (or the error is raised)
+    manager.close()
+  return state
 
+
+def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoch, *, manager,
+           mesh, train_iter, test_source, generator, discriminator, g_tx, d_tx, vgg_net,
+           vgg_params, is_chief) -> TrainState:
+  """The loop of `train_and_evaluate`, from `initial_step` to `num_train_steps`."""
+  # clu imports TensorFlow (2 s): only once the inputs are checked, so bad input fails fast.
+  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   p_train_step = make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
   g_lr = create_learning_rate_fn(config.optimizer.g_lr, config, steps_per_epoch)
@@ -344,28 +596,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                            every_steps=config.log_every_steps)
 
   def evaluate(step):
-    # Host copies: evaluation runs on each process's local device, never as a multi-host program.
+    # Host copies: evaluation runs on each process's local device, never as a multi-host program;
+    # it reads the state and draws no random numbers, so it cannot change the training.
     params = jax.device_get(state.ema_g_params if config.optimizer.ema_decay > 0 else state.g_params)
     animator = animate.Animator(generator, params, batch_size=config.eval_batch_size)
-    scores = evaluate_reconstruction(animator, test_source, num_videos=config.num_eval_videos,
-                                     frames_per_video=config.eval_frames_per_video)
-    logging.info("step %d: %s", step, scores)
-    writer.write_scalars(step, scores)
+    if config.num_eval_videos > 0:  # 0: no evaluation (fast tests)
+      scores = evaluate_reconstruction(animator, test_source, num_videos=config.num_eval_videos,
+                                       frames_per_video=config.eval_frames_per_video)
+      logging.info("step %d: %s", step, scores)
+      writer.write_scalars(step, scores)
     return animator
 
-  if initial_step == 0:
+  if initial_step == 0 and config.num_eval_videos > 0:
     evaluate(0)
-  with metric_writers.ensure_flushes(writer):
+  monitor = NonFiniteMonitor(config.max_consecutive_nonfinite)
+  pending = None  # (step, metrics) of the previous step, checked one step late
+  last_saved = initial_step
+  with StopSignals() as stop, metric_writers.ensure_flushes(writer):
     for step in range(initial_step + 1, num_train_steps + 1):
       with report.timed("data"):
         host_batch = next(train_iter)
         batch = sharding.put_batch(host_batch, mesh)
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         state, metrics = p_train_step(state, batch, vgg_params)
+      if pending is not None:
+        monitor.check(*pending)
+      pending = (step, metrics)
       report(step)
       if step % config.log_every_steps == 0 or step == num_train_steps:
+        monitor.check(*pending)
+        pending = None
         scalars = {name: float(value) for name, value in jax.device_get(metrics).items()}
-        check_finite(scalars, step)
         scalars["learning_rate_g"] = float(g_lr(step))
         writer.write_scalars(step, {f"train/{name}": value for name, value in scalars.items()})
       if config.image_every_steps > 0 and (step % config.image_every_steps == 0 or step == num_train_steps):
@@ -373,13 +634,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         writer.write_images(step, {"train/summary": summary[None]})
       if step % config.checkpoint_every_steps == 0 or step == num_train_steps:
         checkpointing.save(manager, step, state, train_iter, config)
+        last_saved = step
+      if stop.requested(step):
+        if last_saved != step:
+          checkpointing.save(manager, step, state, train_iter, config)
+        manager.wait_until_finished()
+        message = (f"{errors.signal_name(stop.signum)} at step {step}: saved the checkpoint "
+                   f"{os.path.join(checkpointing.checkpoint_dir(workdir), str(step))}; run the "
+                   "same command again to resume")
+        logging.warning("Stopping: %s", message)
+        writer.flush()
+        raise errors.Interrupted(message, stop.signum)
+    if pending is not None:
+      monitor.check(*pending)
     manager.wait_until_finished()
-  manager.close()
 
-  animator = evaluate(num_train_steps)
-  if config.sample_animation and is_chief and len(test_source):
-    path = os.path.join(workdir, "sample_animation.mp4")
-    write_sample_animation(path, animator, test_source, max_frames=config.sample_animation_frames)
-    logging.info("Wrote %s", path)
+  if config.num_eval_videos > 0 or (config.sample_animation and is_chief):
+    animator = evaluate(num_train_steps)
+    if config.sample_animation and is_chief and len(test_source):
+      path = os.path.join(workdir, "sample_animation.mp4")
+      write_sample_animation(path, animator, test_source, max_frames=config.sample_animation_frames)
+      logging.info("Wrote %s", path)
   writer.flush()
   return state

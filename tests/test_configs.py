@@ -48,14 +48,52 @@ def test_paper_values_in_dancefashion():
     ("temporal.scheme", "sometimes", "config.temporal.scheme"),
     ("model_name", "bdmm9", "config.model_name"),
     ("batch_size", 0, "config.batch_size"),
-    ("data.resolution", 48, "config.data.resolution"),
+    ("batch_size", -4, "config.batch_size"),
+    ("data.resolution", 48, "config.data.resolution"),  # not a power-of-two multiple of 16
+    ("data.resolution", 0, "config.data.resolution"),
+    ("data.name", "kinetics", "config.data.name"),
+    ("data.min_driving_offset", -1, "config.data.min_driving_offset"),
+    ("data.num_repeats", 0, "config.data.num_repeats"),
+    ("data.flow_preset", "slow", "config.data.flow_preset"),
+    ("model.num_anchors", 0, "config.model.num_anchors"),
+    ("model.generator.skip_mode", "none", "config.model.generator.skip_mode"),
+    ("loss.perceptual", -1.0, "config.loss.perceptual"),
+    ("loss.adversarial", float("nan"), "config.loss.adversarial"),
+    ("temporal.weight", -10.0, "config.temporal.weight"),
+    ("loss.gan_mode", "wgan", "config.loss.gan_mode"),
+    ("loss.pyramid_scales", (1.0, 2.0), "config.loss.pyramid_scales"),
+    ("loss.style_layers", ("relu9_1",), "config.loss.style_layers"),
+    ("optimizer.g_lr", 0.0, "config.optimizer.g_lr"),
+    ("optimizer.ema_decay", 1.0, "config.optimizer.ema_decay"),
+    ("num_train_steps", 0, "config.num_train_steps"),
+    ("checkpoint_every_steps", 0, "config.checkpoint_every_steps"),
+    ("keep_checkpoints", 0, "config.keep_checkpoints"),
+    ("max_consecutive_nonfinite", 0, "config.max_consecutive_nonfinite"),
+    ("num_eval_videos", -1, "config.num_eval_videos"),
 ])
 def test_bad_values_are_named(field, value, message):
   config = synthetic.get_config("tiny")
   parent, _, leaf = field.rpartition(".")
-  (config[parent] if parent else config)[leaf] = value
-  with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+  with config.unlocked():
+    (config[parent] if parent else config)[leaf] = value
+  with pytest.raises(ValueError, match=message.replace(".", r"\.")) as info:
     train.validate_config(config)
+  assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.safetensors", None, "no file at"),
+    ("weights.h5", b"x", "unsupported extension"),
+])
+def test_bad_vgg_weights_are_named(tmp_path, name, content, message):
+  config = synthetic.get_config("tiny")
+  path = tmp_path / name
+  if content is not None:
+    path.write_bytes(content)
+  config.loss.vgg_weights = str(path)
+  with pytest.raises((ValueError, FileNotFoundError), match=message) as info:
+    train.validate_config(config)
+  assert str(info.value).startswith("config.loss.vgg_weights: ")
 
 
 def test_unknown_ablation_is_named():
@@ -70,7 +108,20 @@ def test_learning_rate_drops_tenfold_at_the_configured_epochs():
       [2e-4, 2e-4, 2e-5, 2e-5, 2e-6])
 
 
-def test_non_finite_loss_stops_with_the_term_named():
-  train.check_finite({"g/perceptual": 1.0, "d/total": 0.5}, step=3)
-  with pytest.raises(FloatingPointError, match="g/temporal"):
-    train.check_finite({"g/perceptual": 1.0, "g/temporal": float("nan")}, step=7)
+def test_non_finite_terms_are_named_loss_terms_first():
+  nan, inf = float("nan"), float("inf")
+  assert train.nonfinite_terms({"g/perceptual": 1.0, "d/total": 0.5, "nonfinite": 0}) == []
+  metrics = {"g/grad_norm": nan, "g/total": nan, "g/temporal": inf, "g/perceptual": 1.0,
+             "nonfinite": 1, "skipped_steps": 3, "consecutive_skipped_steps": 2}
+  assert train.nonfinite_terms(metrics) == ["g/temporal", "g/total", "g/grad_norm"]
+
+
+def test_monitor_stops_after_the_configured_number_of_skips():
+  monitor = train.NonFiniteMonitor(max_consecutive=2)
+  finite = {"g/temporal": 0.5, "nonfinite": 0, "skipped_steps": 0, "consecutive_skipped_steps": 0}
+  monitor.check(1, finite)
+  skipped = {"g/temporal": float("nan"), "nonfinite": 1, "skipped_steps": 1,
+             "consecutive_skipped_steps": 1}
+  monitor.check(2, skipped)  # one skip: a warning, the run goes on
+  with pytest.raises(FloatingPointError, match=r"step 3: 2 consecutive .*non-finite: g/temporal"):
+    monitor.check(3, dict(skipped, skipped_steps=2, consecutive_skipped_steps=2))

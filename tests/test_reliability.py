@@ -1,0 +1,681 @@
+"""Reliability (issue 6): preemption and kill -9 resume bit-exactly, damaged checkpoints are set
+aside, non-finite steps are skipped, nothing is unpickled, and a catalogue of bad inputs to every
+entry point ends in one line, a non-zero exit and no partial output.
+
+Everything runs on the tiny synthetic config and one dataset prepared for the module. The
+catalogue runs its subprocesses concurrently in a module fixture; a new row is one `Case(...)`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import dataclasses
+import functools
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import synthetic
+from input_pipeline import datasets, pipeline, video_io
+from internet_jax import checkpointing, models, sharding, train
+from internet_jax.models import vgg
+from video_fixtures import smooth_frames, write_pngs
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
+           # Subprocesses share the persistent compilation cache set up in conftest.py.
+           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+STEPS = 8  # training steps of the resume runs
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+  """The tiny synthetic config with its dataset rendered and prepared once for this module."""
+  root = tmp_path_factory.mktemp("data")
+  config = synthetic.get_config("tiny")
+  config.data.manual_dir = str(root / "synthetic")
+  config.data.data_dir = str(root / "tfds")
+  datasets.get_video_source(config.data, "train")
+  datasets.get_video_source(config.data, "test")
+  return config
+
+
+def _data_flags(config) -> list[str]:
+  """Flags pointing main at the module's prepared dataset."""
+  return [f"--config.data.manual_dir={config.data.manual_dir}",
+          f"--config.data.data_dir={config.data.data_dir}"]
+
+
+def _final_state(workdir: Path, step: int) -> dict[str, np.ndarray]:
+  """{leaf path: array} of the state saved at `step`, read by Orbax without a target."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    state = checkpointer.restore(workdir / "checkpoints" / str(step) / "state")
+  leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]
+  return {".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): np.asarray(leaf)
+          for path, leaf in leaves}
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_config, tmp_path_factory):
+  """An uninterrupted STEPS-step run, with evaluation at start and end and summary images on."""
+  workdir = tmp_path_factory.mktemp("reference") / "run"
+  config = copy.deepcopy(tiny_config)
+  config.num_train_steps = STEPS
+  config.checkpoint_every_steps = STEPS
+  config.sample_animation = False
+  train.train_and_evaluate(config, str(workdir))
+  return workdir
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Preemption and kill -9
+
+
+def _launch(workdir: Path, config, log: Path) -> subprocess.Popen:
+  """Starts `python -m internet_jax.main` on the tiny config, output into `log`."""
+  # Evaluation, summaries and the sample video off: the reference has them on, so equal final
+  # states also show that they do not touch the training.
+  command = [sys.executable, "-m", "internet_jax.main", "--config=configs/synthetic.py:tiny",
+             f"--workdir={workdir}", f"--config.num_train_steps={STEPS}",
+             "--config.checkpoint_every_steps=1", "--config.num_eval_videos=0",
+             "--config.image_every_steps=0", "--config.sample_animation=False",
+             *_data_flags(config)]
+  with open(log, "w") as out:
+    return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_for_step(process: subprocess.Popen, workdir: Path, step: int, timeout: float = 420):
+  """Polls until checkpoints/<step> (committed: Orbax renames it into place) exists."""
+  path = workdir / "checkpoints" / str(step)
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if path.is_dir():
+      return
+    if process.poll() is not None:
+      break
+    time.sleep(0.02)
+  process.kill()
+  pytest.fail(f"{path} did not appear (exit status {process.poll()})")
+
+
+def _newest_step(workdir: Path) -> int:
+  """The newest committed step directory (0 if none)."""
+  directory = workdir / "checkpoints"
+  if not directory.is_dir():
+    return 0
+  return max((int(p.name) for p in directory.iterdir() if p.name.isdigit()), default=0)
+
+
+def _tail(log: Path) -> str:
+  """The last lines of a log, for assertion messages."""
+  return "\n".join(log.read_text().splitlines()[-15:])
+
+
+def test_kill_9_twice_and_sigterm_then_resume_is_bitwise_identical(tiny_config, reference,
+                                                                   tmp_path):
+  rng = random.Random(6)
+  first, second = sorted(rng.sample(range(1, 5), 2))  # kill after these checkpoints appear
+  delays = [rng.uniform(0.0, 0.3) for _ in range(2)]  # and a random moment after (mid-save)
+  workdir = tmp_path / "run"
+  for index, (step, delay) in enumerate(zip((first, second), delays)):
+    log = tmp_path / f"kill{index}.log"
+    process = _launch(workdir, tiny_config, log)
+    # At least one step past where this run resumes, so that every run is killed mid-training.
+    _wait_for_step(process, workdir, max(step, _newest_step(workdir) + 1))
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL, _tail(log)  # killed, not finished
+
+  # SIGTERM: a checkpoint at the current step, one line, status 128 + 15, no traceback.
+  resumed_at = _newest_step(workdir)
+  assert resumed_at < STEPS - 1
+  log = tmp_path / "sigterm.log"
+  process = _launch(workdir, tiny_config, log)
+  _wait_for_step(process, workdir, resumed_at + 1)
+  process.send_signal(signal.SIGTERM)
+  assert process.wait(timeout=300) == 128 + signal.SIGTERM, _tail(log)
+  output = log.read_text()
+  assert "Traceback" not in output
+  assert f"Resumed from {workdir / 'checkpoints'} at step {resumed_at}" in output
+  last = output.strip().splitlines()[-1]
+  match = re.fullmatch(r"interrupted: SIGTERM at step (\d+): saved the checkpoint (\S+); run the "
+                       r"same command again to resume", last)
+  assert match, last
+  stopped_at = int(match.group(1))
+  assert Path(match.group(2)) == workdir / "checkpoints" / str(stopped_at)
+  assert (workdir / "checkpoints" / str(stopped_at) / "state").is_dir()
+  assert not checkpointing.incomplete_checkpoints(str(workdir / "checkpoints"))
+
+  log = tmp_path / "final.log"
+  process = _launch(workdir, tiny_config, log)
+  assert process.wait(timeout=420) == 0, _tail(log)
+  assert f"at step {stopped_at}" in log.read_text()
+
+  expected, resumed = _final_state(reference, STEPS), _final_state(workdir, STEPS)
+  assert expected.keys() == resumed.keys()
+  for name in expected:
+    assert expected[name].dtype == resumed[name].dtype, name
+    assert expected[name].tobytes() == resumed[name].tobytes(), (name, first, second, delays)
+  assert int(resumed["step"]) == STEPS and int(resumed["skipped_steps"]) == 0
+
+
+def test_stop_signals_set_a_flag_and_restore_the_handlers():
+  before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  with train.StopSignals() as stop:
+    assert not stop.requested(1)
+    os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this (the main) thread
+    assert stop.requested(2) and stop.signum == signal.SIGINT
+    # A second SIGINT means "now": the previous handler raises KeyboardInterrupt.
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  assert {s: signal.getsignal(s) for s in before} == before
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Incomplete and damaged checkpoints
+
+
+def _small_run(workdir: Path, steps=(1, 2, 3)):
+  """Checkpoints of a small state and a grain iterator advanced by `step` elements."""
+  config = ml_collections.ConfigDict({"model": {"width": 4}})
+  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+  manager = checkpointing.create_manager(str(workdir))
+  for step in range(1, max(steps) + 1):
+    next(iterator)
+    if step in steps:
+      state = {"w": jnp.full((4,), float(step)), "step": jnp.int32(step)}
+      checkpointing.save(manager, step, state, iterator, config)
+  manager.wait_until_finished()
+  manager.close()
+  return config
+
+
+def _restore_small(workdir: Path, width: int = 4):
+  """restore_latest of a `_small_run` into a fresh target and iterator."""
+  abstract = {"w": jax.ShapeDtypeStruct((width,), jnp.float32),
+              "step": jax.ShapeDtypeStruct((), jnp.int32)}
+  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+  manager = checkpointing.create_manager(str(workdir))
+  config = ml_collections.ConfigDict({"model": {"width": width}})
+  try:
+    state, step = checkpointing.restore_latest(manager, str(workdir), abstract, iterator, config)
+  finally:
+    manager.close()
+  return state, step, iterator
+
+
+def _damage(workdir: Path, how: str):
+  """Damages step 3 of a `_small_run` the way a crash or a bad disk would."""
+  step_dir = workdir / "checkpoints" / "3"
+  if how == "state_missing":
+    shutil.rmtree(step_dir / "state")
+  elif how == "state_corrupt":
+    for path in (step_dir / "state").rglob("*"):
+      if path.is_file():
+        path.write_bytes(b"\0garbage")
+  elif how == "state_truncated":
+    for path in (step_dir / "state").rglob("*"):
+      if path.is_file() and path.stat().st_size > 8:
+        with open(path, "r+b") as f:
+          f.truncate(path.stat().st_size // 2)
+  elif how == "data_missing":
+    for path in (step_dir / "data").glob("*.json"):
+      path.unlink()
+  elif how == "uncommitted_tmp":
+    # A save killed before its rename: the step exists only as a temporary directory.
+    shutil.move(step_dir, workdir / "checkpoints" / "3.orbax-checkpoint-tmp-1234")
+  else:
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", ["state_missing", "state_corrupt", "state_truncated",
+                                 "data_missing", "uncommitted_tmp"])
+def test_damaged_or_incomplete_newest_checkpoint_falls_back_to_the_previous(tmp_path, how, caplog):
+  workdir = tmp_path / "w"
+  _small_run(workdir)
+  _damage(workdir, how)
+  state, step, iterator = _restore_small(workdir)
+  assert step == 2
+  np.testing.assert_array_equal(state["w"], np.full((4,), 2.0))
+  assert next(iterator) == 2  # the iterator is where step 2 left it, not step 3 or half-way
+  assert not checkpointing.incomplete_checkpoints(str(workdir / "checkpoints"))
+  if how == "uncommitted_tmp":
+    assert "Removing the incomplete checkpoint" in caplog.text
+  else:
+    assert "cannot be restored" in caplog.text
+    (aside,) = (workdir / "damaged_checkpoints").iterdir()  # set aside, never deleted
+    assert aside.name.startswith("3-")
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["1", "2"]
+  _small_run(workdir, steps=(3,))  # the step can be written again
+  assert _restore_small(workdir)[1] == 3
+
+
+def test_every_checkpoint_damaged_is_a_one_line_error(tmp_path):
+  workdir = tmp_path / "w"
+  _small_run(workdir, steps=(1, 2))
+  for step in ("1", "2"):
+    shutil.rmtree(workdir / "checkpoints" / step / "state")
+  with pytest.raises(ValueError, match=r"none of the checkpoints \(steps 2, 1\)") as info:
+    _restore_small(workdir)
+  assert "\n" not in str(info.value)
+
+
+def test_checkpoint_of_another_model_width_is_named(tmp_path):
+  workdir = tmp_path / "w"
+  _small_run(workdir)
+  with pytest.raises(checkpointing.IncompatibleCheckpointError) as info:
+    _restore_small(workdir, width=8)
+  message = str(info.value)
+  assert message.startswith(str(workdir / "checkpoints" / "3") + ": ")
+  assert "config.model.width: checkpoint 4, this config 8" in message and "\n" not in message
+  assert (workdir / "checkpoints" / "3").is_dir()  # not mistaken for damage
+
+
+def test_non_finite_state_is_never_saved(tmp_path):
+  manager = checkpointing.create_manager(str(tmp_path / "w"))
+  state = {"w": jnp.array([1.0, jnp.nan])}
+  with pytest.raises(FloatingPointError, match="non-finite"):
+    checkpointing.save(manager, 1, state, None, ml_collections.ConfigDict())
+  manager.wait_until_finished()
+  manager.close()
+  assert list((tmp_path / "w" / "checkpoints").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The non-finite guard
+
+
+@pytest.fixture(scope="module")
+def step_setup(tiny_config):
+  """The jitted train step of the tiny config, a fresh state and one real batch."""
+  config = tiny_config
+  mesh = sharding.create_mesh()
+  generator, discriminator = models.create_models(config)
+  g_tx, d_tx = train.create_optimizers(config, 10)
+  init = functools.partial(train.create_train_state, config=config, generator=generator,
+                           discriminator=discriminator, g_tx=g_tx, d_tx=d_tx)
+  init = jax.jit(init, out_shardings=sharding.replicated(mesh))
+  vgg_net, vgg_params = vgg.create_vgg(config.loss)
+  step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
+  source = datasets.get_video_source(config.data, "train")
+  batch = next(pipeline.create_train_iterator(config.data, source,
+                                              batch_size_per_process=config.batch_size, seed=0,
+                                              worker_count=0))
+  return dict(init=init, step=step, batch=batch, mesh=mesh,
+              vgg_params=sharding.put_replicated(vgg_params, mesh))
+
+
+def _host(tree):
+  """numpy copies of a device pytree."""
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _counters(metrics) -> tuple[int, int, int]:
+  """(nonfinite, skipped_steps, consecutive_skipped_steps) of a step's metrics."""
+  return tuple(int(metrics[k]) for k in ("nonfinite", "skipped_steps", "consecutive_skipped_steps"))
+
+
+def test_non_finite_step_is_skipped_inside_the_jitted_step(step_setup):
+  s = step_setup
+  run = lambda state, batch: s["step"](state, sharding.put_batch(batch, s["mesh"]),
+                                       s["vgg_params"])
+  nan_flow = dict(s["batch"], flow=np.full_like(s["batch"]["flow"], np.nan))
+
+  state = s["init"]()
+  before = _host(state)  # the step donates its input state
+  state, metrics = run(state, nan_flow)
+  metrics = _host(metrics)
+  after = _host(state)
+  assert np.isnan(metrics["g/temporal"]) and np.isfinite(metrics["g/perceptual"])
+  assert _counters(metrics) == (1, 1, 1)
+  assert int(after.step) == 1 and int(after.skipped_steps) == 1
+  for name in ("g_params", "d_params", "g_opt_state", "d_opt_state", "ema_g_params"):
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b, err_msg=name),
+                 getattr(after, name), getattr(before, name))
+  with pytest.raises(FloatingPointError, match="g/temporal"):
+    train.NonFiniteMonitor(max_consecutive=1).check(1, metrics)
+
+  state, metrics = run(state, s["batch"])  # a finite batch updates again and resets the run
+  metrics, updated = _host(metrics), _host(state)
+  assert _counters(metrics) == (0, 1, 0)
+  assert np.isfinite(metrics["g/total"])
+  changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b),
+                                         updated.g_params, after.g_params))
+  assert any(changed)
+
+
+def test_consecutive_non_finite_steps_stop_the_loop_naming_the_term(tiny_config, tmp_path,
+                                                                    monkeypatch, caplog):
+  real_put_batch = sharding.put_batch
+
+  def nan_flow(batch, mesh):  # every batch the loop feeds has a NaN optical flow
+    return real_put_batch(dict(batch, flow=np.full_like(batch["flow"], np.nan)), mesh)
+
+  monkeypatch.setattr(sharding, "put_batch", nan_flow)
+  config = copy.deepcopy(tiny_config)
+  config.num_train_steps, config.checkpoint_every_steps = 6, 1
+  config.max_consecutive_nonfinite = 3
+  config.log_every_steps = 100  # the guard is then read one step late, as in long runs
+  config.num_eval_videos, config.sample_animation, config.image_every_steps = 0, False, 0
+  workdir = tmp_path / "nan"
+  with pytest.raises(FloatingPointError) as info:
+    train.train_and_evaluate(config, str(workdir))
+  message = str(info.value)
+  assert message.startswith("step 3: 3 consecutive steps with non-finite values "
+                            "(config.max_consecutive_nonfinite=3), non-finite: g/temporal"), message
+  assert "step 1: non-finite g/temporal" in caplog.text
+  # Checkpoints hold the initial parameters, finite; the skip counters say what happened.
+  saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir())
+  assert saved and max(saved) <= 4
+  state = _final_state(workdir, max(saved))
+  assert all(np.all(np.isfinite(v)) for v in state.values() if v.dtype.kind == "f")
+  assert int(state["skipped_steps"]) == max(saved) == int(state["consecutive_skipped_steps"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Nothing through pickle
+
+
+class _Marker:
+  """Unpickling this creates the file `path` (a stand-in for arbitrary code execution)."""
+
+  def __init__(self, path):
+    self.path = str(path)
+
+  def __reduce__(self):
+    return (open, (self.path, "w"))
+
+
+def test_malicious_pth_and_object_npz_are_refused_before_unpickling(tmp_path):
+  marker = tmp_path / "pwned"
+  pth = tmp_path / "vgg19.pth"
+  pth.write_bytes(pickle.dumps(_Marker(marker)))  # written here, never loaded
+  # Without torch the loader refuses the file outright; with torch, weights_only=True refuses it.
+  with pytest.raises((ImportError, ValueError)) as info:
+    vgg.load_vgg19_params(pth)
+  assert str(pth) in str(info.value)
+  npz = tmp_path / "vgg19.npz"
+  np.savez(npz, **{"features.0.weight": np.array([_Marker(marker)], dtype=object)})
+  with pytest.raises(ValueError, match="cannot read"):
+    vgg.load_vgg19_params(npz)
+  assert not marker.exists()
+
+
+def _call_arguments(text: str, start: int) -> str:
+  """The text between the parenthesis at `start` and its match."""
+  depth = 0
+  for index in range(start, len(text)):
+    depth += {"(": 1, ")": -1}.get(text[index], 0)
+    if depth == 0:
+      return text[start + 1:index]
+  return text[start + 1:]
+
+
+def test_no_module_unpickles_files():
+  patterns = [re.compile(p) for p in (r"\bpickle\.loads?\(", r"\bcloudpickle\b", r"\bdill\b",
+                                      r"allow_pickle\s*=\s*True", r"\bjoblib\.load\(",
+                                      r"\bshelve\b", r"\bmarshal\.loads?\(")]
+  offenders = []
+  for folder in ("internet_jax", "input_pipeline", "configs"):
+    for path in (REPO / folder).rglob("*.py"):
+      text = path.read_text()
+      offenders += [f"{path}: {p.pattern}" for p in patterns if p.search(text)]
+      for match in re.finditer(r"torch\.load\(", text):  # only ever with weights_only=True
+        arguments = _call_arguments(text, match.end() - 1)
+        if not re.search(r"weights_only\s*=\s*True", arguments):
+          offenders.append(f"{path}: torch.load({arguments})")
+  assert not offenders
+
+
+# ---------------------------------------------------------------------------------------------
+# 4 + 5. The catalogue of bad inputs to the entry points
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One bad (or odd) input: `args` and the strings may use {tmp}, {data}, {tfds}, {workdir}.
+
+  setup(tmp, env) prepares files; a failing case must exit non-zero with its last stderr line
+  starting `prefix` and containing every `expect` string, no traceback, and none of the `absent`
+  paths left behind (a directory holding only empty directories counts as absent). `succeeds`
+  cases must exit 0 with every `expect` string in stdout.
+  """
+  id: str
+  module: str
+  args: tuple[str, ...]
+  expect: tuple[str, ...] = ()
+  setup: Callable[[Path, dict], None] | None = None
+  absent: tuple[str, ...] = ()
+  succeeds: bool = False
+  prefix: str = "error: "
+  env: tuple[tuple[str, str], ...] = ()
+
+
+MAIN, PREP, BENCH = "internet_jax.main", "input_pipeline.prepare", "input_pipeline.benchmark"
+TINY = "--config=configs/synthetic.py:tiny"
+DATA = ("--config.data.manual_dir={data}", "--config.data.data_dir={tfds}")
+PREPARE = ("--name=folder", "--manual_dir={tmp}/videos", "--data_dir={tmp}/tfds",
+           "--resolution=32", "--min_driving_offset=0")
+SUMMARY_3 = ("resolution 32", "train: 1 videos, 3 frames, 0 skipped")  # prepare's summary
+
+
+def _write(relative: str, data: bytes = b"") -> Callable[[Path, dict], None]:
+  """A setup writing one file under {tmp}."""
+  def setup(tmp: Path, env: dict) -> None:
+    path = tmp / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+  return setup
+
+
+def _videos(*videos: Callable[[Path], None]) -> Callable[[Path, dict], None]:
+  """train/ and test/ under {tmp}/videos: the given train videos and one good test video."""
+  def setup(tmp: Path, env: dict) -> None:
+    write_pngs(tmp / "videos" / "test" / "t", smooth_frames(4, 24, 24, 9))
+    (tmp / "videos" / "train").mkdir(parents=True, exist_ok=True)
+    for make in videos:
+      make(tmp / "videos" / "train")
+  return setup
+
+
+def _pngs(name: str, frames: Callable[[], list]) -> Callable[[Path], None]:
+  """A PNG-frame video `name` of the given frames."""
+  return lambda folder: write_pngs(folder / name, frames())
+
+
+def _truncated_mp4(folder: Path) -> None:
+  """A real h264 mp4 cut to its first third (as by an interrupted copy)."""
+  path = video_io.write_video(folder / "cut.mp4", smooth_frames(12, 32, 32, 1))
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 3])
+
+
+def _huge(count: int = 2) -> list:
+  # 8000 x 8000: PNG of a flat image is small on disk, 192 MB decoded.
+  return [np.full((8000, 8000, 3), 40 * (t + 1), np.uint8) for t in range(count)]
+
+
+def _other_width_checkpoint(tmp: Path, env: dict) -> None:
+  """{tmp}/w: a copy of the reference workdir (tiny config, generator width 8)."""
+  shutil.copytree(env["reference"], tmp / "w")
+
+
+def _evil_pth(tmp: Path, env: dict) -> None:
+  """{tmp}/vgg19.pth: a pickle that would create {tmp}/pwned when unpickled."""
+  (tmp / "vgg19.pth").write_bytes(pickle.dumps(_Marker(tmp / "pwned")))
+
+
+W = "--workdir={tmp}/w"
+NO_W = ("{tmp}/w",)  # a run that fails on its input creates no workdir
+
+CASES = [
+    # main: config files, fields and values (checked before anything is prepared or compiled)
+    Case("main_missing_config_file", MAIN, ("--config=configs/nope.py", W),
+         ("--config=configs/nope.py", "No such file"), absent=NO_W),
+    Case("main_bad_config_argument", MAIN, ("--config=configs/synthetic.py:huge", W),
+         ("--config", "unknown argument 'huge'"), absent=NO_W),
+    Case("main_unknown_config_field", MAIN, (TINY, W, "--config.unknown_field=1"),
+         ("--config.unknown_field", "no field 'unknown_field'"), absent=NO_W),
+    Case("main_misspelt_config_field", MAIN, (TINY, W, "--config.batchsize=4"),
+         ("--config.batchsize", "did you mean 'batch_size'"), absent=NO_W),
+    Case("main_unknown_flag", MAIN, (TINY, W, "--epochs=3"),
+         ("Unknown command line flag 'epochs'",), absent=NO_W),
+    Case("main_stray_argument", MAIN, (TINY, W, "train"), ("unexpected arguments: train",),
+         absent=NO_W),
+    Case("main_config_value_of_wrong_type", MAIN, (TINY, W, "--config.batch_size=abc"),
+         ("--config.batch_size=abc",), absent=NO_W),
+    Case("main_unknown_temporal_scheme", MAIN,
+         (TINY, W, "--config.temporal.scheme=sometimes", *DATA),
+         ("config.temporal.scheme", "sometimes"), absent=NO_W),
+    Case("main_unknown_dataset_name", MAIN, (TINY, W, "--config.data.name=kinetics"),
+         ("config.data.name", "kinetics"), absent=NO_W),
+    Case("main_negative_loss_weight", MAIN, (TINY, W, "--config.loss.perceptual=-1"),
+         ("config.loss.perceptual", ">= 0"), absent=NO_W),
+    Case("main_resolution_not_divisible", MAIN, (TINY, W, "--config.data.resolution=40"),
+         ("config.data.resolution", "40"), absent=NO_W),
+    Case("main_batch_not_divisible_by_devices", MAIN, (TINY, W, "--config.batch_size=3"),
+         ("config.batch_size=3", "device count (2)"), absent=NO_W,
+         env=(("XLA_FLAGS", "--xla_force_host_platform_device_count=2"),)),
+    Case("main_missing_vgg_weights", MAIN, (TINY, W, "--config.loss.allow_random_vgg=False"),
+         ("config.loss.vgg_weights", "not found"), absent=NO_W),
+    Case("main_pickled_pth_weights_not_read", MAIN,
+         (TINY, W, "--config.loss.vgg_weights={tmp}/vgg19.pth", *DATA),
+         ("config.loss.vgg_weights", "{tmp}/vgg19.pth"), setup=_evil_pth,
+         absent=(*NO_W, "{tmp}/pwned")),
+    # main: data, workdir and checkpoints
+    Case("main_missing_dataset", MAIN,
+         (TINY, W, "--config.data.name=folder", "--config.data.manual_dir={tmp}/nowhere",
+          "--config.data.data_dir={tmp}/tfds"),
+         ("{tmp}/nowhere", "does not exist"), absent=(*NO_W, "{tmp}/tfds")),
+    Case("main_unwritable_workdir", MAIN, (TINY, "--workdir={tmp}/file/w", *DATA),
+         ("--workdir", "{tmp}/file/w"), setup=_write("file", b"not a directory")),
+    Case("main_checkpoint_of_another_model_width", MAIN,
+         (TINY, W, "--config.model.generator.block_expansion=4", *DATA),
+         ("{tmp}/w/checkpoints/", "does not fit this config",
+          "config.model.generator.block_expansion: checkpoint 8, this config 4"),
+         setup=_other_width_checkpoint),
+    # prepare (the dataset builder): unreadable and odd videos
+    Case("prepare_missing_manual_dir", PREP, PREPARE, ("{tmp}/videos", "does not exist"),
+         absent=("{tmp}/tfds",), prefix="prepare: "),
+    Case("prepare_empty_mp4", PREP, PREPARE, ("{tmp}/videos/train/empty.mp4",),
+         setup=_videos(lambda d: (d / "empty.mp4").write_bytes(b"")), absent=("{tmp}/tfds",),
+         prefix="prepare: "),
+    Case("prepare_text_file_named_mp4", PREP, PREPARE,
+         ("{tmp}/videos/train/notes.mp4", "not a readable video"),
+         setup=_videos(lambda d: (d / "notes.mp4").write_text("these are my notes\n")),
+         absent=("{tmp}/tfds",), prefix="prepare: "),
+    Case("prepare_truncated_mp4", PREP, PREPARE, ("{tmp}/videos/train/cut.mp4",),
+         setup=_videos(_truncated_mp4), absent=("{tmp}/tfds",), prefix="prepare: "),
+    Case("prepare_one_frame_video", PREP, PREPARE,
+         ("{tmp}/videos/train", "fewer than min_frames=2"),
+         setup=_videos(_pngs("single", lambda: smooth_frames(1, 24, 24))),
+         absent=("{tmp}/tfds",), prefix="prepare: "),
+    Case("prepare_grayscale_png_frames", PREP, PREPARE, SUMMARY_3, succeeds=True,
+         setup=_videos(_pngs("gray", lambda: [f[..., 0] for f in smooth_frames(3, 24, 24)]))),
+    Case("prepare_rgba_png_frames", PREP, PREPARE, SUMMARY_3, succeeds=True,
+         setup=_videos(_pngs("rgba", lambda: [np.dstack([f, np.full(f.shape[:2], 128, np.uint8)])
+                                              for f in smooth_frames(3, 24, 24)]))),
+    Case("prepare_16_bit_png_frames", PREP, PREPARE, SUMMARY_3, succeeds=True,
+         setup=_videos(_pngs("deep", lambda: [f.astype(np.uint16) * 257
+                                              for f in smooth_frames(3, 24, 24)]))),
+    Case("prepare_huge_8000px_png_frames_are_resized", PREP, PREPARE,
+         ("resolution 32", "train: 1 videos, 2 frames"), succeeds=True,
+         setup=_videos(_pngs("huge", _huge))),
+    # synthetic renderer
+    Case("synthetic_unwritable_output_dir", "input_pipeline.synthetic",
+         ("--output_dir={tmp}/file/out", "--num_videos=1", "--num_frames=2", "--resolution=32"),
+         ("--output_dir", "{tmp}/file"), setup=_write("file", b"x")),
+    Case("synthetic_bad_value", "input_pipeline.synthetic",
+         ("--output_dir={tmp}/out", "--num_frames=1", "--resolution=32"), ("--num_frames",),
+         absent=("{tmp}/out",)),
+    # input-pipeline benchmark
+    Case("benchmark_missing_config_file", BENCH, ("--config=configs/nope.py",),
+         ("configs/nope.py",)),
+    Case("benchmark_missing_dataset", BENCH,
+         (TINY, "--config.data.name=folder", "--config.data.manual_dir={tmp}/nowhere",
+          "--config.data.data_dir={tmp}/tfds", "--output={tmp}/sheet.png"),
+         ("{tmp}/nowhere",), absent=("{tmp}/sheet.png", "{tmp}/tfds")),
+    Case("benchmark_unwritable_output", BENCH,
+         (TINY, "--fake", "--num_batches=1", "--warmup_batches=1", "--worker_count=0",
+          "--output={tmp}/file/sheet.png"), ("{tmp}/file/sheet.png",),
+         setup=_write("file", b"x")),
+    # internet_jax.animate and internet_jax.evaluate: their bad-input cases live in
+    # tests/test_animate.py and tests/test_evaluate.py (same contract: one line, exit 1, no output).
+]
+
+
+def _run_case(case: Case, tmp: Path, env: dict) -> dict:
+  """Sets up and runs one case in its own directory `tmp`."""
+  fill = lambda text: text.format(tmp=tmp, **env)
+  if case.setup is not None:
+    case.setup(tmp, env)
+  before = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+  started = time.monotonic()
+  result = subprocess.run([sys.executable, "-m", case.module, *map(fill, case.args)], cwd=REPO,
+                          env=dict(ENV, **dict(case.env)), capture_output=True, text=True,
+                          timeout=600)
+  return dict(result=result, seconds=time.monotonic() - started, before=before,
+              expect=[fill(s) for s in case.expect], absent=[fill(s) for s in case.absent])
+
+
+@pytest.fixture(scope="module")
+def catalogue(tiny_config, reference, tmp_path_factory):
+  """Runs every case's subprocess, several at a time (they mostly wait on imports)."""
+  env = {"data": tiny_config.data.manual_dir, "tfds": tiny_config.data.data_dir,
+         "reference": str(reference)}
+  roots = {case.id: tmp_path_factory.mktemp(case.id) for case in CASES}
+  with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+    futures = {case.id: pool.submit(_run_case, case, roots[case.id], env) for case in CASES}
+    return {name: dict(future.result(), tmp=roots[name]) for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_catalogue(case, catalogue):
+  outcome = catalogue[case.id]
+  result, tmp = outcome["result"], outcome["tmp"]
+  stderr = result.stderr.strip()
+  last = stderr.splitlines()[-1] if stderr else ""
+  print(f"{case.id}: exit {result.returncode} after {outcome['seconds']:.1f} s: {last}")
+  if case.succeeds:
+    assert result.returncode == 0, stderr[-3000:]
+    for expected in outcome["expect"]:
+      assert expected in result.stdout, (expected, result.stdout)
+    return
+  assert result.returncode != 0, stderr[-3000:]
+  assert "Traceback" not in stderr, stderr[-3000:]
+  assert last.startswith(case.prefix), stderr[-3000:]
+  for expected in outcome["expect"]:
+    assert expected in last, (expected, last)
+  for path in map(Path, outcome["absent"]):
+    # Empty directories may stay (TFDS makes its skeleton first); no file may.
+    assert not path.exists() or not [p for p in path.rglob("*") if not p.is_dir()], path
+  if case.id == "main_checkpoint_of_another_model_width":
+    # A refused resume writes nothing into the workdir (no event file, no new step).
+    after = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    assert after == outcome["before"]
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", MAIN, TINY, f"--workdir={tmp_path / 'w'}", "--verbose",
+       "--config.temporal.scheme=sometimes"],
+      cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert "Traceback" in result.stderr and "config.temporal.scheme" in result.stderr
