@@ -32,7 +32,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import itertools
@@ -52,7 +51,7 @@ from scipy.spatial import ConvexHull, QhullError
 import tqdm
 
 from input_pipeline import video_io
-from internet_jax import errors, visualize
+from internet_jax import checkpointing, errors, visualize
 
 DEFAULT_FPS = 30.0
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")  # what video_io.write_video can write
@@ -351,19 +350,6 @@ def animate(generator, params: Any, source: np.ndarray, driving: np.ndarray | It
 # Checkpoints
 
 
-@contextlib.contextmanager
-def _quiet_orbax():
-  """Orbax logs several WARNINGs for every read-only manager; keep them off the terminal unless
-  the user asked for INFO logs (--verbose)."""
-  verbosity = logging.get_verbosity()
-  if verbosity < logging.INFO:
-    logging.set_verbosity(logging.ERROR)
-  try:
-    yield
-  finally:
-    logging.set_verbosity(verbosity)
-
-
 def _is_step_dir(path: Path) -> bool:
   return path.name.isdigit() and (path / "state").is_dir()
 
@@ -398,7 +384,7 @@ def load_generator(workdir_or_checkpoint: str | os.PathLike, use_ema: bool = Fal
   from internet_jax import models
 
   directory, step = resolve_checkpoint(workdir_or_checkpoint)
-  with _quiet_orbax(), ocp.CheckpointManager(
+  with checkpointing.quiet_logs(), ocp.CheckpointManager(
       directory, item_names=("state", "data", "config"),
       item_handlers={"state": ocp.PyTreeCheckpointHandler()},  # reads the StandardSave layout
       options=ocp.CheckpointManagerOptions(read_only=True)) as manager:

@@ -18,6 +18,7 @@ Reliability (issue 6):
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -299,3 +300,16 @@ def restore_config(workdir: str, step: int | None = None) -> ml_collections.Conf
 def abstract_like(tree: Any) -> Any:
   """Shape/dtype/sharding structs of a pytree, the restore target."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+@contextlib.contextmanager
+def quiet_logs():
+  """Orbax logs several WARNINGs for every read-only manager: hidden unless INFO logs were asked
+  for (--verbose), restored afterwards."""
+  verbosity = logging.get_verbosity()
+  if verbosity < logging.INFO:
+    logging.set_verbosity(logging.ERROR)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)

@@ -42,7 +42,6 @@ very end).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -476,19 +475,6 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
 # Mode (a): self-imitation with a trained workdir
 
 
-@contextlib.contextmanager
-def _quiet_logs():
-  """Orbax logs WARNINGs for every read-only manager: hidden unless INFO logs were asked for."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  verbosity = logging.get_verbosity()
-  if verbosity < logging.INFO:
-    logging.set_verbosity(logging.ERROR)
-  try:
-    yield
-  finally:
-    logging.set_verbosity(verbosity)
-
-
 def checkpoint_steps(workdir: str) -> list[int]:
   """The committed checkpoint steps of a workdir, oldest first (Orbax writes a step under a
   temporary name and renames it when complete, so a numbered directory with `state/` is whole)."""
@@ -519,7 +505,7 @@ def load_generator(workdir: str, step: int | None = None):
     raise FileNotFoundError(f"{directory}: no checkpoint of step {step} (steps: "
                             f"{', '.join(map(str, steps))})")
   try:
-    with _quiet_logs():
+    with checkpointing.quiet_logs():
       saved = checkpointing.restore_config(workdir, step)
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f"{directory / str(step)}: cannot read the saved config "

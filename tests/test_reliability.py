@@ -45,18 +45,6 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
 STEPS = 8  # training steps of the resume runs
 
 
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory):
-  """The tiny synthetic config with its dataset rendered and prepared once for this module."""
-  root = tmp_path_factory.mktemp("data")
-  config = synthetic.get_config("tiny")
-  config.data.manual_dir = str(root / "synthetic")
-  config.data.data_dir = str(root / "tfds")
-  datasets.get_video_source(config.data, "train")
-  datasets.get_video_source(config.data, "test")
-  return config
-
-
 def _data_flags(config) -> list[str]:
   """Flags pointing main at the module's prepared dataset."""
   return [f"--config.data.manual_dir={config.data.manual_dir}",

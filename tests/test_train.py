@@ -24,18 +24,6 @@ from internet_jax import checkpointing, losses, models, train
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory):
-  """The tiny synthetic config with its dataset rendered and prepared once for this module."""
-  root = tmp_path_factory.mktemp("data")
-  config = synthetic.get_config("tiny")
-  config.data.manual_dir = str(root / "synthetic")
-  config.data.data_dir = str(root / "tfds")
-  datasets.get_video_source(config.data, "train")
-  datasets.get_video_source(config.data, "test")
-  return config
-
-
 def _run_python(code: str, env_extra: dict | None = None, timeout: int = 600):
   env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
   return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env,
