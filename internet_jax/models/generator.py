@@ -60,6 +60,7 @@ class Generator(nn.Module):
   feature is concatenated with the decoder feature. "single" (the SS4x ablation): only the base
   feature is deformed and the decoder has no skips.
   Widths: level with d halvings below R has min(max_features, block_expansion * 2^d) channels.
+  With `remat` the down, bottleneck and up blocks are rematerialised (`layers.maybe_remat`).
   """
   resolution: int
   base_resolution: int
@@ -68,6 +69,7 @@ class Generator(nn.Module):
   num_bottleneck_blocks: int = 6
   skip_mode: str = "multiscale"
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @property
   def levels(self) -> int:
@@ -81,13 +83,16 @@ class Generator(nn.Module):
     if self.skip_mode not in SKIP_MODES:
       raise ValueError(f"skip_mode {self.skip_mode!r} is not one of {SKIP_MODES}")
     top = self.levels - 1
+    down_block = layers.maybe_remat(layers.DownBlock, self.remat)
+    res_block = layers.maybe_remat(layers.ResBlock, self.remat)
+    up_block = layers.maybe_remat(layers.UpBlock, self.remat)
     self.stem = layers.SameBlock(self.level_features(top), 7, self.dtype)
     # down_blocks[j] produces level top-1-j (from R/2 down to the base).
-    self.down_blocks = [layers.DownBlock(self.level_features(level), self.dtype)
+    self.down_blocks = [down_block(self.level_features(level), self.dtype)
                         for level in reversed(range(top))]
-    self.bottleneck = [layers.ResBlock(self.dtype) for _ in range(self.num_bottleneck_blocks)]
+    self.bottleneck = [res_block(self.dtype) for _ in range(self.num_bottleneck_blocks)]
     # up_blocks[j] produces level j+1 (from 2x base up to R).
-    self.up_blocks = [layers.UpBlock(self.level_features(level), self.dtype)
+    self.up_blocks = [up_block(self.level_features(level), self.dtype)
                       for level in range(1, top + 1)]
     self.final = layers.conv(3, 7, self.dtype)
 

@@ -57,15 +57,17 @@ class INTERnet(nn.Module):
     self.detector = motion_lib.AnchorDetector(
         num_anchors=cfg.num_anchors, block_expansion=m.detector_block_expansion,
         max_features=m.detector_max_features, num_blocks=m.detector_num_blocks,
-        temperature=m.temperature, estimate_jacobian=m.estimate_jacobian, dtype=dtype)
+        temperature=m.temperature, estimate_jacobian=m.estimate_jacobian, dtype=dtype,
+        remat=cfg.remat)
     self.dense_motion = motion_lib.DenseMotion(
         num_anchors=cfg.num_anchors, block_expansion=m.block_expansion,
         max_features=m.max_features, num_blocks=m.num_blocks,
-        anchor_variance=m.anchor_variance, dtype=dtype)
+        anchor_variance=m.anchor_variance, dtype=dtype, remat=cfg.remat)
     self.generator = generator_lib.Generator(
         resolution=self.resolution, base_resolution=cfg.base_resolution,
         block_expansion=g.block_expansion, max_features=g.max_features,
-        num_bottleneck_blocks=g.num_bottleneck_blocks, skip_mode=g.skip_mode, dtype=dtype)
+        num_bottleneck_blocks=g.num_bottleneck_blocks, skip_mode=g.skip_mode, dtype=dtype,
+        remat=cfg.remat)
 
   def _to_base(self, image: jax.Array) -> jax.Array:
     base = self.config.base_resolution

@@ -4,10 +4,16 @@ Normalisation is per example (instance norm) everywhere: FOMM's synchronised Bat
 results depend on how the batch is split over devices, and DESIGN §3 requires identical results on
 1 and 8 devices. Every module takes `dtype`, the compute dtype; parameters stay `param_dtype`
 (float32) so that bfloat16 training keeps full-precision weights.
+
+Rematerialisation (`config.model.remat`): the heavy blocks (hourglass levels, generator down/res/up
+blocks) can be wrapped in `nn.remat` through `maybe_remat`. The backward pass then recomputes each
+block's internals from the block input instead of keeping them, trading about one extra forward
+pass for activation memory; parameters, outputs and gradients are unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -27,6 +33,21 @@ def conv(features: int, kernel: int, dtype: Dtype, *, stride: int = 1, name: str
   """A k x k convolution with SAME padding, so spatial sizes only change through strides."""
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME",
                  dtype=dtype, param_dtype=jnp.float32, name=name, **kwargs)
+
+
+@functools.cache
+def _remat_class(module_class: type) -> type:
+  """nn.remat(module_class), built once per class so every wrapped block shares one class."""
+  return nn.remat(module_class)
+
+
+def maybe_remat(module_class: type, remat: bool) -> type:
+  """`module_class` itself, or its rematerialised version when `remat` is true.
+
+  nn.remat is a lifted transform that adds no scope, so both give the same parameter tree (a
+  checkpoint trained with one setting loads with the other).
+  """
+  return _remat_class(module_class) if remat else module_class
 
 
 def upsample_nearest(x: jax.Array) -> jax.Array:
@@ -93,12 +114,14 @@ class Hourglass(nn.Module):
 
   The input spatial size must be divisible by 2^num_blocks. The output has the input's resolution
   and block_expansion + C_in channels (the last skip is the input itself); it is the "last feature
-  map" to which the prediction heads are attached.
+  map" to which the prediction heads are attached. With `remat` every down and up block is
+  rematerialised (`maybe_remat`).
   """
   block_expansion: int
   num_blocks: int = 3
   max_features: int = 256
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -107,14 +130,16 @@ class Hourglass(nn.Module):
     if height % factor or width % factor:
       raise ValueError(f"Hourglass: input {height}x{width} is not divisible by 2^num_blocks="
                        f"{factor}")
+    down_block = maybe_remat(DownBlock, self.remat)
+    up_block = maybe_remat(UpBlock, self.remat)
     skips = [x]
     for level in range(1, self.num_blocks + 1):
-      skips.append(DownBlock(hourglass_channels(self.block_expansion, self.max_features, level),
-                             self.dtype, name=f"down_{level}")(skips[-1]))
+      skips.append(down_block(hourglass_channels(self.block_expansion, self.max_features, level),
+                              self.dtype, name=f"down_{level}")(skips[-1]))
     out = skips.pop()
     for level in reversed(range(self.num_blocks)):
       # Decoder level `level` returns to the resolution of skips[level] with its nominal width.
       features = hourglass_channels(self.block_expansion, self.max_features, level)
-      out = UpBlock(features, self.dtype, name=f"up_{level}")(out)
+      out = up_block(features, self.dtype, name=f"up_{level}")(out)
       out = jnp.concatenate([out, skips.pop().astype(out.dtype)], axis=-1)
     return out

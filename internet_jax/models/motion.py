@@ -58,13 +58,14 @@ class AnchorDetector(nn.Module):
   temperature: float = 0.1
   estimate_jacobian: bool = True
   dtype: Dtype = jnp.float32
+  remat: bool = False  # rematerialise the hourglass blocks (layers.maybe_remat)
 
   @nn.compact
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     """image (B, h, w, 3) in [0, 1] at base resolution -> dict(value (B, K, 2),
     jacobian (B, K, 2, 2), heatmap (B, h, w, K)), all float32."""
     features = layers.Hourglass(self.block_expansion, self.num_blocks, self.max_features,
-                                self.dtype, name="hourglass")(image)
+                                self.dtype, self.remat, name="hourglass")(image)
     logits = layers.conv(self.num_anchors, 7, self.dtype, name="heatmap")(features)
     heatmap, value = spatial_softmax_anchors(logits, self.temperature)
     batch = image.shape[0]
@@ -133,6 +134,7 @@ class DenseMotion(nn.Module):
   num_blocks: int = 5
   anchor_variance: float = 0.01
   dtype: Dtype = jnp.float32
+  remat: bool = False  # rematerialise the hourglass blocks (layers.maybe_remat)
 
   @nn.compact
   def __call__(self, source: jax.Array, source_anchors: dict, driving_anchors: dict,
@@ -157,7 +159,7 @@ class DenseMotion(nn.Module):
     inputs = jnp.concatenate([heat[..., None], deformed], axis=-1)  # (B, h, w, K+1, C+1)
     inputs = inputs.reshape(batch, height, width, num_motions * (channels + 1))
     features = layers.Hourglass(self.block_expansion, self.num_blocks, self.max_features,
-                                self.dtype, name="hourglass")(inputs)
+                                self.dtype, self.remat, name="hourglass")(inputs)
 
     logits = layers.conv(num_motions, 7, self.dtype, name="composition")(features)
     composition = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)

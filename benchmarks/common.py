@@ -1,0 +1,232 @@
+"""Shared helpers of the benchmarks: timing, device facts, FLOP and memory accounting, JSON output.
+
+Every benchmark prints exactly one JSON object on stdout (logs go to stderr), so that
+`benchmarks/run_all.py` and shell pipelines can parse it. Timings are medians over repeated calls,
+each ended with `jax.block_until_ready`, because XLA dispatch is asynchronous.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+# Dense peak FLOP/s per device by (device-kind pattern, compute dtype), from the vendors' data
+# sheets. Patterns are matched case-insensitively against `device.device_kind`, first match wins.
+# TPUs run float32 matmuls/convolutions as bfloat16 passes at JAX's default precision, so both
+# dtypes use the bfloat16 peak there. GPUs: JAX's default precision lets XLA use TF32 tensor cores
+# for float32 convolutions, so a float32 run is also compared with the TF32 peak ("tf32").
+PEAK_FLOPS = (
+    # (pattern, excluded pattern, {dtype: FLOP/s}, label)
+    ("h100", "pcie", {"bfloat16": 989e12, "float32": 67e12, "tf32": 494.7e12}, "H100 SXM"),
+    ("h200", None, {"bfloat16": 989e12, "float32": 67e12, "tf32": 494.7e12}, "H200"),
+    ("tpu v4", None, {"bfloat16": 275e12, "float32": 275e12}, "TPU v4"),
+    ("tpu v5 lite", None, {"bfloat16": 197e12, "float32": 197e12}, "TPU v5e"),
+    ("tpu v5e", None, {"bfloat16": 197e12, "float32": 197e12}, "TPU v5e"),
+    ("tpu v5p", None, {"bfloat16": 459e12, "float32": 459e12}, "TPU v5p"),
+    ("tpu v5", None, {"bfloat16": 459e12, "float32": 459e12}, "TPU v5p"),
+)
+
+
+def configure_jax() -> None:
+  """No persistent compilation cache: a cache hit would report a near-zero compile time."""
+  jax.config.update("jax_enable_compilation_cache", False)
+
+
+def peak_flops(device: jax.Device, dtype: str) -> dict[str, Any]:
+  """{"device_kind", "label", "peak_flops", "peak_tf32_flops", "reason"} for one device and dtype.
+
+  `peak_flops` is None (with a reason) where no peak is known, e.g. on CPU.
+  """
+  kind = device.device_kind
+  for pattern, excluded, peaks, label in PEAK_FLOPS:
+    lowered = kind.lower()
+    if pattern in lowered and not (excluded and excluded in lowered):
+      return {"device_kind": kind, "label": label, "peak_flops": peaks.get(dtype),
+              "peak_tf32_flops": peaks.get("tf32") if dtype == "float32" else None,
+              "reason": None}
+  reason = ("no peak FLOP/s is known for CPUs; only achieved FLOP/s is reported"
+            if device.platform == "cpu" else f"device kind {kind!r} is not in the peak table")
+  return {"device_kind": kind, "label": None, "peak_flops": None, "peak_tf32_flops": None,
+          "reason": reason}
+
+
+def utilisation(flops: float | None, seconds: float, peak: dict[str, Any]) -> dict[str, Any]:
+  """Achieved FLOP/s of one device and its fraction of the device peak (None where unknown)."""
+  if not flops or seconds <= 0:
+    return {"achieved_flops_per_s": None, "utilisation": None, "utilisation_vs_tf32": None}
+  achieved = flops / seconds
+  return {
+      "achieved_flops_per_s": achieved,
+      "achieved_gflops_per_s": achieved / 1e9,
+      "utilisation": achieved / peak["peak_flops"] if peak["peak_flops"] else None,
+      "utilisation_vs_tf32": (achieved / peak["peak_tf32_flops"]
+                              if peak.get("peak_tf32_flops") else None),
+  }
+
+
+def cost_flops(compiled: Any) -> float | None:
+  """FLOPs of one call of a compiled program, per device, from XLA's cost analysis."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # not every backend implements it
+    return None
+  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per partition
+    analysis = analysis[0] if analysis else None
+  if not analysis or "flops" not in analysis:
+    return None
+  return float(analysis["flops"])
+
+
+def compiled_memory(compiled: Any) -> dict[str, Any] | None:
+  """XLA's static buffer sizes of a compiled program (bytes, per device), on every backend.
+
+  `estimated_peak_bytes` = arguments + outputs + temporaries - donated (aliased) bytes: what the
+  program needs while it runs, not counting other live arrays of the process.
+  """
+  try:
+    stats = compiled.memory_analysis()
+  except Exception:
+    return None
+  if stats is None:
+    return None
+  fields = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
+            "temp_size_in_bytes", "generated_code_size_in_bytes")
+  out = {name: int(getattr(stats, name, 0) or 0) for name in fields}
+  out["estimated_peak_bytes"] = (out["argument_size_in_bytes"] + out["output_size_in_bytes"]
+                                 + out["temp_size_in_bytes"] - out["alias_size_in_bytes"])
+  return out
+
+
+def rss_bytes() -> int:
+  """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+  try:
+    with open("/proc/self/statm") as f:
+      return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+  except (OSError, ValueError, IndexError):
+    return 0
+
+
+def peak_rss_bytes() -> int:
+  """High-water mark of the resident set size of this process (ru_maxrss is KiB on Linux)."""
+  return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def device_memory(device: jax.Device, rss_baseline: int) -> dict[str, Any]:
+  """Peak device memory from `memory_stats()`, or on CPU the process RSS growth, labelled.
+
+  Args:
+    device: the device that ran the program.
+    rss_baseline: `rss_bytes()` taken before the measured arrays were created.
+  """
+  stats = None
+  try:
+    stats = device.memory_stats()
+  except Exception:
+    pass
+  if stats and "peak_bytes_in_use" in stats:
+    return {"peak_bytes": int(stats["peak_bytes_in_use"]), "bytes_limit": stats.get("bytes_limit"),
+            "source": "device.memory_stats()['peak_bytes_in_use'] (process lifetime peak)"}
+  result = {"peak_bytes": None,
+            "reason": f"device.memory_stats() gives no peak on {device.platform}"}
+  if device.platform == "cpu":
+    result.update({
+        "approx_peak_rss_delta_bytes": max(0, peak_rss_bytes() - rss_baseline),
+        "source": "APPROXIMATION: process peak RSS minus RSS before building the state "
+                  "(includes host-side buffers and compiler memory)"})
+  return result
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
+  """Wall seconds of `repeats` calls of fn() after `warmup` untimed ones, each one blocked on."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def summarise(times: list[float]) -> dict[str, Any]:
+  """Median (the number to quote on a shared machine), spread and count of a list of seconds."""
+  if not times:
+    return {"n": 0, "median_s": None}
+  values = np.asarray(times, np.float64)
+  return {"n": len(times), "median_s": float(np.median(values)),
+          "p10_s": float(np.percentile(values, 10)), "p90_s": float(np.percentile(values, 90)),
+          "min_s": float(values.min()), "mean_s": float(values.mean())}
+
+
+def environment() -> dict[str, Any]:
+  """Where and when a number was taken: host, load, JAX and device facts."""
+  devices = jax.devices()
+  try:
+    load = os.getloadavg()
+  except OSError:
+    load = None
+  return {
+      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+      "host": socket.gethostname(),
+      "platform": platform.platform(),
+      "python": sys.version.split()[0],
+      "cpu_count": os.cpu_count(),
+      # 1/5/15-min load averages at the start: on a shared machine they explain the noise.
+      "load_average": list(load) if load else None,
+      "jax": jax.__version__,
+      "backend": jax.default_backend(),
+      "device_kind": devices[0].device_kind,
+      "device_count": len(devices),
+      "process_count": jax.process_count(),
+  }
+
+
+def emit(result: dict[str, Any], output: str | None = None) -> None:
+  """Prints `result` as one JSON line on stdout and, if asked, writes it (indented) to `output`."""
+  if result.get("environment") is not None:
+    try:
+      result["environment"]["load_average_end"] = list(os.getloadavg())
+    except OSError:
+      pass
+  text = json.dumps(result, default=_json_default)
+  if output:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+      json.dump(json.loads(text), f, indent=2)
+  print(text, flush=True)
+
+
+def _json_default(value: Any) -> Any:
+  """numpy scalars and arrays, dtypes and anything else printable."""
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  return str(value)
+
+
+def parse_ints(text: str, field: str) -> list[int]:
+  """"256,512" -> [256, 512]; a one-line ValueError naming the flag otherwise."""
+  try:
+    values = [int(part) for part in text.split(",") if part.strip()]
+  except ValueError:
+    raise ValueError(f"--{field}: expected comma-separated integers, got {text!r}") from None
+  if not values or any(v <= 0 for v in values):
+    raise ValueError(f"--{field}: expected positive integers, got {text!r}")
+  return values
+
+
+def log(message: str) -> None:
+  """Progress on stderr (stdout carries only the JSON)."""
+  print(message, file=sys.stderr, flush=True)
