@@ -13,7 +13,6 @@ import os
 import platform
 import resource
 import socket
-import statistics
 import sys
 import time
 from typing import Any, Callable
