@@ -9,7 +9,6 @@ the kernels, so a second run compiles nothing.
 """
 
 import json
-import os
 from pathlib import Path
 import sys
 

@@ -32,7 +32,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import synthetic
 from input_pipeline import datasets, pipeline, video_io
 from internet_jax import checkpointing, models, sharding, train
 from internet_jax.models import vgg

@@ -5,7 +5,6 @@ project's own sampler, `geometry.warp` with `geometry.pixel_to_normalized_flow`.
 """
 
 import json
-import os
 from pathlib import Path
 import subprocess
 import sys

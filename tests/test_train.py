@@ -17,7 +17,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import synthetic
 from input_pipeline import datasets, pipeline
 from internet_jax import checkpointing, losses, models, train
 
