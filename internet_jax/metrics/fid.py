@@ -321,6 +321,17 @@ FID_HINT = ("pass --inception_weights=FILE, pytorch-fid's pt_inception-2015-12-0
             + convert_command("pt_inception-2015-12-05-6726825d.pth"))
 
 
+def read_batch_norm(reader: "WeightReader", prefix: str, channels: int) -> dict:
+  """A torch BatchNorm's gamma/beta/running mean/var under `prefix` (shared by the FID and I3D
+  ports); negative running variances are refused."""
+  entry = {ours: jnp.asarray(reader.take(f"{prefix}.{theirs}", (channels,)))
+           for ours, theirs in (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"),
+                                ("var", "running_var"))}
+  if np.any(np.asarray(entry["var"]) < 0):
+    raise reader.fail(f"'{prefix}.running_var' has negative values")
+  return entry
+
+
 def load_inception_params(weights_path: Any) -> dict:
   """{conv name: {"kernel": (kh, kw, in, out), "gamma", "beta", "mean", "var": (out,)}} from a
   pytorch-fid FID Inception state dict; `MetricUnavailable` on any problem."""
@@ -329,11 +340,7 @@ def load_inception_params(weights_path: Any) -> dict:
   for name, cin, cout, (kh, kw), _, _ in CONVS:
     weight = reader.take(f"{name}.conv.weight", (cout, cin, kh, kw))
     entry = {"kernel": jnp.asarray(weight.transpose(2, 3, 1, 0))}  # torch OIHW -> HWIO
-    for ours, theirs in (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"),
-                         ("var", "running_var")):
-      entry[ours] = jnp.asarray(reader.take(f"{name}.bn.{theirs}", (cout,)))
-    if np.any(np.asarray(entry["var"]) < 0):
-      raise reader.fail(f"'{name}.bn.running_var' has negative values")
+    entry.update(read_batch_norm(reader, f"{name}.bn", cout))
     params[name] = entry
   return params
 

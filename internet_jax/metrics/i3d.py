@@ -60,7 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from internet_jax.metrics.fid import (PRECISION, WeightReader, check_frames, convert_command,
-                                      frechet_distance, resize_bilinear, run_batched)
+                                      frechet_distance, read_batch_norm, resize_bilinear,
+                                      run_batched)
 
 BN_EPS = 0.001  # pytorch-i3d Unit3D: BatchNorm3d(eps=0.001)
 SIZE = 224  # FVD reference target resolution
@@ -106,11 +107,7 @@ def load_i3d_params(weights_path: Any) -> dict:
   for name, cin, cout, k, _ in UNITS:
     weight = reader.take(f"{name}.conv3d.weight", (cout, cin, k, k, k))
     entry = {"kernel": jnp.asarray(weight.transpose(2, 3, 4, 1, 0))}  # OIDHW -> DHWIO
-    for ours, theirs in (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"),
-                         ("var", "running_var")):
-      entry[ours] = jnp.asarray(reader.take(f"{name}.bn.{theirs}", (cout,)))
-    if np.any(np.asarray(entry["var"]) < 0):
-      raise reader.fail(f"'{name}.bn.running_var' has negative values")
+    entry.update(read_batch_norm(reader, f"{name}.bn", cout))
     params[name] = entry
   weight = reader.take("logits.conv3d.weight", (NUM_CLASSES, POOL_CHANNELS, 1, 1, 1))
   params["logits"] = {"kernel": jnp.asarray(weight.reshape(NUM_CLASSES, POOL_CHANNELS).T),
