@@ -13,29 +13,14 @@ import pytest
 import safetensors.numpy
 import scipy.linalg
 
-from internet_jax.metrics import MetricUnavailable
 from internet_jax.metrics import fid
 from internet_jax.metrics import i3d
 from internet_jax.metrics import lpips
+from numpy_layers import assert_unavailable, close, he, np_conv2d
 
 
 # ---------------------------------------------------------------------------------------------
 # numpy reference layers (float64, NHWC / NTHWC activations, torch OIHW / OIDHW weights).
-
-
-def np_conv2d(x, w, stride=(1, 1), pad=((0, 0), (0, 0))):
-  x = np.pad(x, ((0, 0), tuple(pad[0]), tuple(pad[1]), (0, 0)))
-  _, _, kh, kw = w.shape
-  w = np.ascontiguousarray(np.asarray(w, np.float64).transpose(2, 3, 1, 0))  # (kh, kw, I, O)
-  ho = (x.shape[1] - kh) // stride[0] + 1
-  wo = (x.shape[2] - kw) // stride[1] + 1
-  out = np.zeros((x.shape[0], ho, wo, w.shape[-1]))
-  for a in range(kh):
-    for b in range(kw):
-      patch = x[:, a:a + stride[0] * (ho - 1) + 1:stride[0],
-                b:b + stride[1] * (wo - 1) + 1:stride[1]]
-      out += np.ascontiguousarray(patch) @ w[a, b]
-  return out
 
 
 def np_conv3d(x, w, stride, pads):
@@ -85,27 +70,6 @@ def random_bn(rng, state, prefix, channels):
   state[f"{prefix}.running_mean"] = (0.1 * rng.standard_normal(channels)).astype(np.float32)
   state[f"{prefix}.running_var"] = rng.uniform(0.5, 1.5, channels).astype(np.float32)
   state[f"{prefix}.num_batches_tracked"] = np.array(7, np.int64)  # ignored by the loaders
-
-
-def he(rng, shape, dtype=np.float32):
-  fan_in = int(np.prod(shape[1:]))
-  return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape, dtype=np.float32)).astype(dtype)
-
-
-def close(got, want, tol=1e-4):
-  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-  assert got.shape == want.shape, (got.shape, want.shape)
-  np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(np.abs(want).max(), 1e-6))
-
-
-def assert_unavailable(fn, *needles):
-  with pytest.raises(MetricUnavailable) as info:
-    fn()
-  message = str(info.value)
-  assert "\n" not in message
-  for needle in needles:
-    assert needle in message, message
-  return message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,12 +31,15 @@ pt_inception-2015-12-05-6726825d.pth). Expected keys, for every BasicConv2d NAME
 `NAME.conv.weight` (out, in, kh, kw) and `NAME.bn.{weight,bias,running_mean,running_var}` (out,);
 `fc.*` and `*.num_batches_tracked` are ignored. A `module.` prefix is stripped.
 
-This module also holds the weight-file helpers shared with lpips.py and i3d.py (`WeightReader`,
-`bilinear_matrix`, `run_batched`), since all three read user-supplied PyTorch state dicts.
+This module also holds the weight-file helpers shared with lpips.py, i3d.py and slomo.py
+(`WeightReader`, `bilinear_matrix`, `run_batched`), since all of them read user-supplied PyTorch
+state dicts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -48,7 +51,7 @@ import scipy.linalg
 from internet_jax.metrics import MetricUnavailable
 
 # ---------------------------------------------------------------------------------------------
-# Weight files (shared by lpips.py, fid.py and i3d.py).
+# Weight files (shared by lpips.py, fid.py, i3d.py and slomo.py).
 
 # Wrappers that checkpoints put in front of the reference names (DataParallel, torch.compile).
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -79,8 +82,22 @@ def convert_command(path: str) -> str:
           f"k, v in torch.load('{path}', weights_only=True).items()}}, '{stem}.safetensors')\"")
 
 
+def _flatten_tensors(tree: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+  """{dotted key: float32 array} of the tensors in nested mappings (a checkpoint holding several
+  state dicts, e.g. Super SloMo's state_dictFC/state_dictAT); other entries are dropped."""
+  flat = {}
+  for name, value in tree.items():
+    key = f"{prefix}{name}"
+    if isinstance(value, Mapping):
+      flat.update(_flatten_tensors(value, f"{key}."))
+    elif hasattr(value, "detach"):
+      flat[key] = value.detach().float().cpu().numpy()
+  return flat
+
+
 def _read_file(path: str, metric: str, hint: str) -> dict[str, np.ndarray]:
-  """{name: array} from .safetensors, .npz (no pickle) or, with torch installed, .pth/.pt."""
+  """{name: array} from .safetensors, .npz (no pickle) or, with torch installed, .pth/.pt/.ckpt
+  (nested state dicts flattened to dotted keys)."""
   suffix = os.path.splitext(path)[1].lower()
   try:
     if suffix == ".safetensors":
@@ -92,15 +109,18 @@ def _read_file(path: str, metric: str, hint: str) -> dict[str, np.ndarray]:
   except Exception as e:  # pylint: disable=broad-except
     raise MetricUnavailable(f"{metric} weights: cannot read {path}: {_one_line(e)}; {hint}"
                             ) from None
-  if suffix in (".pth", ".pt", ".bin"):
+  if suffix in (".pth", ".pt", ".bin", ".ckpt"):
     try:
       import torch  # pylint: disable=g-import-not-at-top
     except ImportError:
-      raise MetricUnavailable(
-          f"{metric} weights: {path} is a PyTorch file and torch is not installed; convert it to "
-          f".safetensors with {convert_command(path)}") from None
+      raise MetricUnavailable(f"{metric} weights: {path} is a PyTorch file and torch is not "
+                              f"installed; {hint}") from None
     try:
-      loaded = torch.load(path, map_location="cpu", weights_only=True)
+      # weights_only: no arbitrary unpickling. A datetime (Super SloMo's checkpoint stamps one)
+      # is plain data, so it is allowed where torch (>= 2.5) can be told so.
+      allow = getattr(torch.serialization, "safe_globals", None)
+      with allow([datetime.datetime]) if allow else contextlib.nullcontext():
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pylint: disable=broad-except
       raise MetricUnavailable(f"{metric} weights: cannot read {path}: {_one_line(e)}; {hint}"
                               ) from None
@@ -109,10 +129,9 @@ def _read_file(path: str, metric: str, hint: str) -> dict[str, np.ndarray]:
     if not isinstance(loaded, Mapping):
       raise MetricUnavailable(f"{metric} weights: {path} holds no state dict (got "
                               f"{type(loaded).__name__}); {hint}")
-    return {name: value.detach().float().cpu().numpy() for name, value in loaded.items()
-            if hasattr(value, "detach")}
+    return _flatten_tensors(loaded)
   raise MetricUnavailable(f"{metric} weights: {path} has an unsupported extension {suffix!r} "
-                          f"(use .safetensors, .npz, or .pth with torch installed); {hint}")
+                          f"(use .safetensors, .npz, or .pth/.ckpt with torch installed); {hint}")
 
 
 class WeightReader:
