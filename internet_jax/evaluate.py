@@ -3,8 +3,8 @@
   python -m internet_jax.evaluate --workdir=DIR [--config=FILE] [--max_videos=N] [--output_dir=DIR]
   python -m internet_jax.evaluate --generated=DIR --reference=DIR [--ground_truth=DIR]
       [--resolution=R] [--output_dir=DIR]
-  common: [--lpips_weights=F] [--inception_weights=F] [--i3d_weights=F] [--flow_preset=medium]
-      [--verbose]
+  common: [--lpips_weights=F] [--inception_weights=F] [--i3d_weights=F] [--slomo_weights=F]
+      [--flow_preset=medium] [--verbose]
 
 (a) `--workdir`: the self-imitation test of paper 001 Sec. 4.1. The generator saved in the
 newest checkpoint of the workdir (its EMA when the run kept one, as training's own evaluation
@@ -25,9 +25,10 @@ Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_g
 * per frame, averaged over a video's frames, then over videos: SSIM, MS-SSIM, PSNR (dB; +inf for
   identical frames, written "inf" in JSON), L1 on [0, 1], LPIPS (needs weights);
 * over the whole set of frames: FID (generated vs reference frames, Inception weights);
-* temporal, per video: E_temp (D2G-Net Eq. 10, flows on the reference video), `interp_psnr_flow`
-  (a weight-free flow interpolator standing in for the paper's Super SloMo), Act-Recog-L1 (I3D
-  weights); over the set of videos: FVD (I3D weights);
+* temporal, per video: Interp-PSNR with the paper's learned interpolator (`interp_psnr`, Super
+  SloMo weights), `interp_psnr_flow` (the same protocol with a weight-free flow interpolator, always
+  computed), E_temp (D2G-Net Eq. 10, flows on the reference video), Act-Recog-L1 (I3D weights);
+  over the set of videos: FVD (I3D weights);
 * with synthetic ground truth (`<name>.npz` beside the reference videos, or in --ground_truth;
   in mode (a) in `<data.manual_dir>/test/`): `epe` (px at the model resolution, mode (a) only: it
   needs the predicted motion field) and `temporal_error_gt` (both modes).
@@ -62,20 +63,22 @@ from internet_jax.metrics import temporal as temporal_metrics
 
 NOT_COMPUTED = "not computed"
 # (module under internet_jax.metrics, flag naming its weights)
-NETWORK_MODULES = (("lpips", "lpips_weights"), ("fid", "inception_weights"), ("i3d", "i3d_weights"))
+NETWORK_MODULES = (("lpips", "lpips_weights"), ("fid", "inception_weights"), ("i3d", "i3d_weights"),
+                   ("slomo", "slomo_weights"))
 
 # (key, column title, better) in the order of paper 001's Table 2, then the extra columns.
 PER_FRAME_COLUMNS = (("ms_ssim", "MS-SSIM", "↑"), ("fid", "FID", "↓"), ("lpips", "LPIPS", "↓"),
                      ("ssim", "SSIM", "↑"), ("psnr", "PSNR", "↑"), ("l1", "L1", "↓"))
-TEMPORAL_COLUMNS = (("interp_psnr_flow", "Interp-PSNR (flow)", "↑"),
-                    ("act_recog_l1", "Act-Recog-L1", "↓"), ("e_temp", "E_temp", "↓"),
+TEMPORAL_COLUMNS = (("interp_psnr", "Interp-PSNR", "↑"), ("act_recog_l1", "Act-Recog-L1", "↓"),
+                    ("interp_psnr_flow", "Interp-PSNR (flow)", "↑"), ("e_temp", "E_temp", "↓"),
                     ("fvd", "FVD", "↓"))
 GROUND_TRUTH_COLUMNS = (("epe", "EPE (px)", "↓"), ("temporal_error_gt", "True temporal error", "↓"))
 # Metrics of the whole set, not of single videos.
 DATASET_KEYS = ("fid", "fvd")
 # Per-video metrics: the table's, plus diagnostics reported beside them in metrics.json.
 VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS
-                   if key not in DATASET_KEYS) + ("interp_psnr_flow_self", "e_temp_valid")
+                   if key not in DATASET_KEYS) + ("interp_psnr_self", "interp_psnr_flow_self",
+                                                  "e_temp_valid")
 
 DEFINITIONS = {
     "ssim": "Wang et al. 2004, Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, L 255 "
@@ -91,6 +94,9 @@ DEFINITIONS = {
     "e_temp": "D2G-Net Eq. 10: sum_t sum_p c ||O_t - warp(O_{t-1}, DIS(I_t, I_{t-1}))||_2 on [0, 1] "
               "/ ((T-1) H W), c = D2G-Net's forward-backward rule |b + f(p + b)|^2 < 1 px^2",
     "e_temp_valid": "the E_temp sum divided by the number of confident pixels instead of (T-1) H W",
+    "interp_psnr": "paper 001 Sec. 4.1: PSNR(I_t, SuperSloMo(O_{t-1}, O_{t+1}, t = 1/2)), mean over "
+                   "t = 1..T-2 (pretrained Super SloMo, avinashpaliwal/Super-SloMo port)",
+    "interp_psnr_self": "the same interpolation scored against the generated O_t",
     "interp_psnr_flow": "PSNR(I_t, flow-interpolated O_{t-1}, O_{t+1}) (Super SloMo Eq. 4 flow "
                         "approximation, DIS, no learned parts), mean over t = 1..T-2; NOT the "
                         "paper's learned-interpolator Interp-PSNR",
@@ -116,6 +122,7 @@ class Options:
   lpips_weights: str = ""
   inception_weights: str = ""
   i3d_weights: str = ""
+  slomo_weights: str = ""
   flow_preset: str = "medium"
   chunk_size: int = 16  # frames per per-frame-metric call: bounds float64 temporaries
 
@@ -125,7 +132,7 @@ class Options:
 
 
 def load_network_metrics(options: Options) -> dict[str, Any]:
-  """{name: (module, metric object)} or {name: "not computed: <why>"} for lpips, fid, i3d."""
+  """{name: (module, metric object)} or {name: "not computed: <why>"} per NETWORK_MODULES."""
   loaded = {}
   for name, flag in NETWORK_MODULES:
     path = getattr(options, flag)
@@ -216,6 +223,14 @@ class Scorer:
     else:
       scores["interp_psnr_flow"] = scores["interp_psnr_flow_self"] = not_computed(
           "needs at least 3 frames")
+    slomo, slomo_reason = self._network("slomo")
+    if slomo_reason is not None or len(generated) < 3:
+      scores["interp_psnr"] = scores["interp_psnr_self"] = slomo_reason or not_computed(
+          "needs at least 3 frames")
+    else:
+      learned = slomo[1].interp_psnr(generated, reference)
+      scores["interp_psnr"] = learned["interp_psnr"]
+      scores["interp_psnr_self"] = learned["interp_psnr_self"]
     i3d, i3d_reason = self._network("i3d")
     if i3d is None:
       scores["act_recog_l1"] = i3d_reason
@@ -343,7 +358,7 @@ def _cell(value, key: str) -> str:
     return NOT_COMPUTED if value.startswith(NOT_COMPUTED) else value
   if not math.isfinite(value):
     return str(value)
-  digits = {"psnr": 2, "interp_psnr_flow": 3, "l1": 4, "e_temp": 4, "temporal_error_gt": 4}
+  digits = {"psnr": 2, "l1": 4, "e_temp": 4, "temporal_error_gt": 4}
   return f"{value:.{digits.get(key, 3)}f}"
 
 
@@ -363,8 +378,9 @@ def format_markdown(results: dict[str, Any]) -> str:
                + " |")
   lines.append(f"| {label} | " + " | ".join(_cell(mean[key], key) for key, _, _ in
                                              per_frame + temporal) + " |")
-  lines += ["", "Interp-PSNR (flow) uses a weight-free flow interpolator, not the paper's "
-            "learned Super SloMo; compare it only with numbers computed by this tool.", "",
+  lines += ["", "Interp-PSNR interpolates with the pretrained Super SloMo, as the paper does "
+            "(--slomo_weights); Interp-PSNR (flow) follows the same protocol with a weight-free "
+            "flow interpolator: compare it only with numbers computed by this tool.", "",
             "## Synthetic ground truth", "",
             "| " + " | ".join(f"{title} {arrow}" for _, title, arrow in GROUND_TRUTH_COLUMNS) + " |",
             "|" + "---|" * len(GROUND_TRUTH_COLUMNS),
@@ -589,6 +605,7 @@ def _define_flags():
   flags.DEFINE_string("lpips_weights", "", "LPIPS weights (LPIPS is not computed without).")
   flags.DEFINE_string("inception_weights", "", "Inception weights for FID.")
   flags.DEFINE_string("i3d_weights", "", "I3D weights for FVD and Act-Recog-L1.")
+  flags.DEFINE_string("slomo_weights", "", "Super SloMo weights for the paper's Interp-PSNR.")
   flags.DEFINE_string("flow_preset", "medium", "DIS preset of the temporal metrics.")
   flags.DEFINE_bool("verbose", False, "Show INFO logs and full tracebacks for errors.")
   return flags.FLAGS
@@ -605,7 +622,8 @@ def main(argv):
   logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)
   with errors.user_errors(verbose=f.verbose):
     options = Options(lpips_weights=f.lpips_weights, inception_weights=f.inception_weights,
-                      i3d_weights=f.i3d_weights, flow_preset=f.flow_preset)
+                      i3d_weights=f.i3d_weights, slomo_weights=f.slomo_weights,
+                      flow_preset=f.flow_preset)
     folder_mode = bool(f.generated or f.reference)
     if folder_mode == bool(f.workdir):
       raise ValueError("give either --workdir (self-imitation) or --generated and --reference")

@@ -12,19 +12,23 @@ import av
 import cv2
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from configs import synthetic as synthetic_config
 from input_pipeline import datasets, synthetic, video_io
 from internet_jax import evaluate, train
 from internet_jax.animate import Animator
 from internet_jax.metrics import image
+from internet_jax.metrics import slomo
+from numpy_layers import slomo_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TABLE_COLUMNS = ("MS-SSIM ↑", "FID ↓", "LPIPS ↓", "SSIM ↑", "PSNR ↑", "L1 ↓", "Interp-PSNR (flow) ↑",
-                 "Act-Recog-L1 ↓", "E_temp ↓", "FVD ↓")
-MEAN_KEYS = {"ms_ssim", "fid", "lpips", "ssim", "psnr", "l1", "interp_psnr_flow", "act_recog_l1",
-             "e_temp", "fvd", "epe", "temporal_error_gt", "interp_psnr_flow_self", "e_temp_valid"}
-NETWORK_KEYS = ("fid", "lpips", "act_recog_l1", "fvd")
+TABLE_COLUMNS = ("MS-SSIM ↑", "FID ↓", "LPIPS ↓", "SSIM ↑", "PSNR ↑", "L1 ↓", "Interp-PSNR ↑",
+                 "Act-Recog-L1 ↓", "Interp-PSNR (flow) ↑", "E_temp ↓", "FVD ↓")
+MEAN_KEYS = {"ms_ssim", "fid", "lpips", "ssim", "psnr", "l1", "interp_psnr", "act_recog_l1",
+             "interp_psnr_flow", "e_temp", "fvd", "epe", "temporal_error_gt", "interp_psnr_self",
+             "interp_psnr_flow_self", "e_temp_valid"}
+NETWORK_KEYS = ("fid", "lpips", "act_recog_l1", "fvd", "interp_psnr", "interp_psnr_self")
 
 
 def _write_pngs(folder, frames):
@@ -115,16 +119,25 @@ def test_identical_folders_give_ideal_values_and_strict_json(folders, tmp_path):
   assert saved["videos"]["clip_a"]["e_temp"] < 0.01
 
 
-def test_cli_folders_mode_and_unavailable_network_weights(folders, tmp_path):
+def test_cli_folders_mode_learned_interp_psnr_and_unavailable_weights(folders, tmp_path):
   output_dir = tmp_path / "cli"
+  weights = tmp_path / "SuperSloMo.safetensors"
+  safetensors.numpy.save_file(slomo_state(), str(weights))
   result = _run(f"--generated={folders / 'generated'}", f"--reference={folders / 'reference'}",
                 f"--output_dir={output_dir}", f"--lpips_weights={tmp_path / 'absent.npz'}",
-                "--max_videos=1", "--flow_preset=fast")
+                f"--slomo_weights={weights}", "--max_videos=1", "--flow_preset=fast")
   assert result.returncode == 0, result.stderr[-2000:]
   results, _ = _check_reports(output_dir)
   assert results["num_videos"] == 1
   # Weights named but unusable (missing file, or the module not there yet): still "not computed".
   assert results["mean"]["lpips"].startswith("not computed: "), results["mean"]["lpips"]
+  # Super SloMo weights given: the paper's Interp-PSNR is the module's on the frames as read.
+  want = slomo.create(str(weights)).interp_psnr(
+      video_io.read_video(folders / "generated" / "clip_a"),
+      video_io.read_video(folders / "reference" / "clip_a"))
+  video = results["videos"]["clip_a"]
+  assert video["interp_psnr"] == pytest.approx(want["interp_psnr"], abs=1e-6)
+  assert video["interp_psnr_self"] == pytest.approx(want["interp_psnr_self"], abs=1e-6)
   assert "evaluate: 100%" in result.stderr  # the progress bar over videos
   assert "ssim: " in result.stdout
 
@@ -147,14 +160,17 @@ def _fake_network_modules(monkeypatch, i3d_error=None):
   i3d.create = lambda path: types.SimpleNamespace(embed=embed)
   i3d.fvd = lambda real, fake: float(np.abs(real - fake).sum()) + 1000 * len(real)
   i3d.act_recog_l1 = lambda real, fake: float(np.abs(real - fake).sum())
-  for name, module in (("lpips", lpips), ("fid", fid), ("i3d", i3d)):
+  slomo = types.ModuleType("fake_slomo")
+  slomo.create = lambda path: types.SimpleNamespace(interp_psnr=lambda fake, real: {
+      "interp_psnr": float(len(fake)), "interp_psnr_self": -float(len(fake))})
+  for name, module in (("lpips", lpips), ("fid", fid), ("i3d", i3d), ("slomo", slomo)):
     monkeypatch.setitem(sys.modules, f"internet_jax.metrics.{name}", module)
 
 
 def test_network_metrics_follow_the_module_contract(folders, tmp_path, monkeypatch):
   _fake_network_modules(monkeypatch)
   options = evaluate.Options(lpips_weights="l.safetensors", inception_weights="i.safetensors",
-                             i3d_weights="3.safetensors")
+                             i3d_weights="3.safetensors", slomo_weights="s.safetensors")
   results = evaluate.evaluate_folders(folders / "generated", folders / "reference",
                                       output_dir=tmp_path / "net", options=options)
   mean, videos = results["mean"], results["videos"]
@@ -162,6 +178,7 @@ def test_network_metrics_follow_the_module_contract(folders, tmp_path, monkeypat
   assert mean["fid"] > 10  # the set-level stand-in adds the number of frames (10)
   assert mean["fvd"] > 2000  # ... and 1000 per video
   assert mean["act_recog_l1"] == pytest.approx(np.mean([v["act_recog_l1"] for v in videos.values()]))
+  assert mean["interp_psnr"] == 5.0 and mean["interp_psnr_self"] == -5.0  # 5 frames per video
   assert not set(NETWORK_KEYS) & set(results["not_computed"])
 
   _fake_network_modules(monkeypatch, i3d_error="I3D: a video needs at least 9 frames, got 5")

@@ -1,8 +1,8 @@
 """Evaluation metrics for human video synthesis (INTERnet paper, Sec. 4.1).
 
 Weight-free metrics live in `image` (per-frame), `temporal` and `synthetic_gt`;
-network metrics (LPIPS, FID, I3D/FVD) live in their own modules and raise
-`MetricUnavailable` when their weights are absent.
+network metrics (LPIPS, FID, I3D/FVD, Super SloMo's Interp-PSNR) live in their own modules and
+raise `MetricUnavailable` when their weights are absent.
 """
 
 

@@ -22,9 +22,9 @@ E_temp (D2G-Net, paper 003 Eq. 10, with its Eq. 5 and reference code):
   Lower is better.
 
 Interp-PSNR (paper 001 Sec. 4.1): "predict each frame I_t from O_{t-1} and O_{t+1}" and report the
-average PSNR. The paper uses a pretrained Super SloMo [12]; this weight-free stand-in keeps Super
-SloMo's intermediate-flow approximation (Jiang et al. 2018, Eq. 4 at t = 1/2) and its blend
-(Eq. 1) without the learned refinement and visibility maps:
+average PSNR. The paper uses a pretrained Super SloMo [12] (`metrics.slomo`, needs its weights);
+this weight-free variant keeps Super SloMo's intermediate-flow approximation (Jiang et al. 2018,
+Eq. 4 at t = 1/2) and its blend (Eq. 1) without the learned refinement and visibility maps:
   F_{0->1} = DIS(O_{t-1}, O_{t+1}),  F_{1->0} = DIS(O_{t+1}, O_{t-1}),
   F_{t->0} = (F_{1->0} - F_{0->1}) / 4,  F_{t->1} = -F_{t->0},
   Î_t = (warp(O_{t-1}, F_{t->0}) + warp(O_{t+1}, F_{t->1})) / 2,
