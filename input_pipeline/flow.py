@@ -15,7 +15,8 @@ import threading
 import cv2
 import numpy as np
 
-_PRESETS = {
+# The DIS presets by name (config.data.flow_preset, evaluate --flow_preset).
+PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -31,9 +32,9 @@ def _dis(preset: str):
   if cache is None:
     cache = _LOCAL.dis = {}
   if preset not in cache:
-    if preset not in _PRESETS:
-      raise ValueError(f"unknown DIS preset {preset!r}; expected one of {sorted(_PRESETS)}")
-    cache[preset] = cv2.DISOpticalFlow_create(_PRESETS[preset])
+    if preset not in PRESETS:
+      raise ValueError(f"unknown DIS preset {preset!r}; expected one of {sorted(PRESETS)}")
+    cache[preset] = cv2.DISOpticalFlow_create(PRESETS[preset])
   return cache[preset]
 
 

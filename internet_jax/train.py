@@ -119,7 +119,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f"must be an integer >= 1, got {data.num_repeats!r}")
   _require(_is_int(data.worker_count) and data.worker_count >= 0, "data.worker_count",
            f"must be an integer >= 0, got {data.worker_count!r}")
-  presets = tuple(flow_lib._PRESETS)  # pylint: disable=protected-access
+  presets = tuple(flow_lib.PRESETS)
   _require(data.flow_preset in presets, "data.flow_preset",
            f"unknown DIS preset {data.flow_preset!r}; known: {', '.join(presets)}")
   _require(_is_int(config.model.num_anchors) and config.model.num_anchors >= 1,
