@@ -170,6 +170,12 @@ def create_learning_rate_fn(base_lr: float, config: ml_collections.ConfigDict,
   return optax.piecewise_constant_schedule(base_lr, boundaries)
 
 
+def next_learning_rate(schedule: optax.Schedule, steps: int, skipped_steps: int) -> float:
+  """The rate the next applied update will use. optax counts applied updates only (a skipped
+  non-finite step keeps the optimiser state), so its schedule runs at steps - skipped_steps."""
+  return float(schedule(steps - skipped_steps))
+
+
 def create_optimizers(config: ml_collections.ConfigDict, steps_per_epoch: int):
   """RAdam [17] for G and D with the paper's schedule."""
   opt = config.optimizer
@@ -627,7 +633,7 @@ def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoc
         monitor.check(*pending)
         pending = None
         scalars = {name: float(value) for name, value in jax.device_get(metrics).items()}
-        scalars["learning_rate_g"] = float(g_lr(step))
+        scalars["learning_rate_g"] = next_learning_rate(g_lr, step, int(scalars["skipped_steps"]))
         writer.write_scalars(step, {f"train/{name}": value for name, value in scalars.items()})
       if config.image_every_steps > 0 and (step % config.image_every_steps == 0 or step == num_train_steps):
         summary = summary_images(generator, jax.device_get(state.g_params), host_batch)

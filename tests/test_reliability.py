@@ -346,6 +346,14 @@ def test_non_finite_step_is_skipped_inside_the_jitted_step(step_setup):
   changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b),
                                          updated.g_params, after.g_params))
   assert any(changed)
+  # Two loop steps, one skipped: optax has counted one update, which is where the logged
+  # learning rate reads the schedule.
+  counts = [int(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(updated.g_opt_state)[0]
+            if "count" in jax.tree_util.keystr(path)]
+  assert counts and set(counts) == {1}
+  schedule = lambda count: 1.0 / (1 + count)  # noqa: E731  any schedule that tells counts apart
+  assert (train.next_learning_rate(schedule, int(updated.step), int(updated.skipped_steps))
+          == schedule(counts[0]))
 
 
 def test_consecutive_non_finite_steps_stop_the_loop_naming_the_term(tiny_config, tmp_path,
