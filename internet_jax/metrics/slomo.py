@@ -53,6 +53,10 @@ datetime, which torch's safe loader must be told is harmless):
   ('state_dictFC', 'state_dictAT') for k, v in c[g].items()}, 'SuperSloMo.safetensors')"
 
 (one line; the checkpoint is linked from the Super-SloMo README).
+
+Checked once against PyTorch 2.13 (F.grid_sample, F.interpolate, avg_pool2d; a checkpoint saved
+as the reference's train.py saves it, read directly and through the command above; 128x160
+frames, ~3 px flows): max |difference| 0.0025 on [0, 255]. The tests compare with float64 numpy.
 """
 
 from __future__ import annotations
