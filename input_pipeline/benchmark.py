@@ -109,12 +109,15 @@ def run_benchmark(config, source, *, num_batches: int, warmup_batches: int, work
       "warmup_batches": warmup_batches,
   }
 
+  # Stage times cover every example this process prepared, warm-up included: grain's read
+  # threads prefetch, so the examples of the timed batches may be finished before the timing
+  # starts (which left the shares empty on small runs).
+  pipeline.STAGE_TIMES.reset()
   iterator = pipeline.create_train_iterator(data, source, batch_size_per_process=batch_size,
                                             seed=seed, worker_count=0)
   first_batch = next(iterator)  # batch 0 (contact sheet, cross-check with the workers' batch 0)
   for _ in range(max(warmup_batches - 1, 0)):
     next(iterator)
-  pipeline.STAGE_TIMES.reset()
   cpu_start = time.process_time()
   durations, _ = _time_batches(iterator, num_batches)
   cpu_seconds = time.process_time() - cpu_start
@@ -128,7 +131,7 @@ def run_benchmark(config, source, *, num_batches: int, warmup_batches: int, work
       "cpu_count": os.cpu_count(),
       "worker_count": 0,
       "note": "measured in the main process (worker_count=0); stage times summed over the "
-              "grain read threads",
+              "grain read threads and over every example prepared, warm-up included",
       "stage_shares": stats["shares"],
       "stage_ms_per_example": {k: 1e3 * s / examples for k, s in stats["seconds"].items()},
   })
