@@ -999,9 +999,7 @@ def _define_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-    sys.exit(1)
+  errors.reject_extra_arguments(argv)
   f = _FLAGS
   with errors.user_errors(verbose=f.verbose):
     try:

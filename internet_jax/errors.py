@@ -54,6 +54,12 @@ def _report(message: str, exit_code: int, prefix: str = "error") -> None:
   sys.exit(exit_code)
 
 
+def reject_extra_arguments(argv: Sequence[str]) -> None:
+  """absl hands over everything that is not a flag; a stray word is an error, not ignored."""
+  if len(argv) > 1:
+    _report(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)", 1)
+
+
 @contextlib.contextmanager
 def user_errors(verbose: bool = False, exit_code: int = 1):
   """Turns a user error into `error: <message>` on stderr and exit `exit_code`."""

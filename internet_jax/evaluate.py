@@ -614,9 +614,7 @@ def _define_flags():
 def main(argv):
   from absl import logging  # pylint: disable=g-import-not-at-top
   from internet_jax import errors  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-    sys.exit(1)
+  errors.reject_extra_arguments(argv)
   f = _FLAGS
   # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
   logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)

@@ -11,7 +11,6 @@ saved a checkpoint at the current step (running the same command again resumes f
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 import jax
@@ -48,10 +47,7 @@ def initialize_distributed() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    print(f"error: unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)",
-          file=sys.stderr)
-    sys.exit(1)
+  errors.reject_extra_arguments(argv)
   jax.config.config_with_absl()
   initialize_distributed()
   from internet_jax import train  # after distributed start-up: importing TF/grain touches devices
