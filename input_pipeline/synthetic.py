@@ -2,7 +2,7 @@
 
     python -m input_pipeline.synthetic --output_dir=DIR --num_videos=N --num_frames=T
         --resolution=R --seed=S [--num_test_videos=M] [--background=studio|textured|mixed]
-        [--format=png|mp4] [--preview]
+        [--format=png|mp4] [--preview] [--nocross_identity]
 
 The figure is a layered "paper doll": head, torso, skirt (or the hips of trousers), upper and lower
 arms and legs. Each part is a shape (tapered capsule, ellipse, trapezoid) in its own local
@@ -68,11 +68,34 @@ interpolation and the colour blend of anti-aliased edge pixels: about 35-45 dB P
 pixels at 256^2 (32-44 dB on the figure alone). Frames written as mp4 are lossy (h264, crf 18);
 the ground truth is exact for the PNG frames and for `frames`.
 
+Cross-identity pairs (`render_pair`): a video's partner is the same motion rendered with another
+appearance. Each video's randomness is split in two. Motion and shape: the bone lengths and part
+dimensions, the garment (skirt or trousers, which changes the silhouettes), the joint-angle
+trajectories, sway, steps, turn and depth order, i.e. everything that places the joints and the
+parts. Appearance: the garment texture families and palettes, skin tone, hair colour, shoes,
+sleeve length, hairline, skirt pleats and the background. The partner keeps the first exactly (its
+joints, part_labels, uv, flows, validity, source_coords, mixed and part_transforms are those of
+the video) and draws the second from SeedSequence([video seed, int.from_bytes(b"cross", "big")]),
+made to differ: each garment another texture family and a base colour at least 0.4 away (RGB in
+[0, 1]), a skin tone at least two steps away, another hair colour, and a backdrop at least 0.1 away
+in mean absolute difference: under --background=mixed the other kind, under textured another
+textured room, under studio a pastel-coloured studio backdrop (instead of near-white). Only the
+frames, part_textures and background of its ground truth differ from the video's. For
+cross-identity animation with source = frame 0 of the partner and driving = the video, the partner
+itself is the exact target of every frame, and the shared source_coords / source_visible say where
+each target pixel is in the source.
+
 On disk (`write_dataset`): DIR/train/<name>/0000000.png ... (or DIR/train/<name>.mp4) and
-DIR/train/<name>.npz, the same under DIR/test/, DIR/dataset_info.json with the arguments, and
-DIR/preview.png with --preview. Training videos are named synth_00000, synth_00001, ...; test
-videos synth_test_00000, ...; each video's seed is derived from (seed, split, index) only, so a
-video does not depend on how many others are rendered.
+DIR/train/<name>.npz, the same under DIR/test/; with cross_identity (the default;
+--nocross_identity turns it off) the partner of every test video under DIR/test_cross/
+(CROSS_SPLIT) with the same name and format, DIR/test_cross/<name>/... or <name>.mp4, and its
+DIR/test_cross/<name>.npz; the training split has no partners. `cross_identity_video(DIR, name)`
+finds a partner (None if absent). DIR/dataset_info.json holds the arguments (cross_identity among
+them) and each video's background kind (video_backgrounds; cross_video_backgrounds for the
+partners), and DIR/preview.png with --preview (a sheet of the first training video, then the
+frames of the first test video and of its partner). Training videos are named synth_00000,
+synth_00001, ...; test videos synth_test_00000, ...; each video's seed is derived from (seed,
+split, index) only, so a video does not depend on how many others are rendered.
 """
 
 from __future__ import annotations
@@ -107,12 +130,16 @@ BACKGROUNDS = ("studio", "textured", "mixed")
 VIDEO_FORMATS = ("png", "mp4")
 FPS = 30
 MIN_RESOLUTION = 16
+# The folder of the cross-identity partners of the test videos (see the module docstring).
+CROSS_SPLIT = "test_cross"
 # What `<name>.npz` holds: everything render_video returns except the frames.
 GT_KEYS = ("joints", "joint_names", "part_names", "part_labels", "uv", "flow_forward",
            "flow_backward", "valid_forward", "valid_backward", "source_coords", "source_visible",
            "mixed", "part_transforms", "part_textures", "background", "garment", "seed", "fps")
 
 _P = len(PART_NAMES)
+# A partner's appearance is seeded by SeedSequence([video seed, _CROSS_TAG]).
+_CROSS_TAG = int.from_bytes(b"cross", "big")
 _PART = {name: index for index, name in enumerate(PART_NAMES)}
 _SIDES = (("left", 1.0), ("right", -1.0))  # figure's left is +x in figure space
 # Bilinear weights below this do not count as part of a footprint (float noise of conversions).
@@ -243,9 +270,12 @@ def _garment_colours(rng):
   return base, second, third
 
 
-def _make_texture(rng, family):
-  """A garment texture: fn(u, v, px) -> (n, 3) float32 colours."""
-  c1, c2, c3 = _garment_colours(rng)
+def _make_texture(rng, family, colours=None):
+  """A garment texture: fn(u, v, px) -> (n, 3) float32 colours.
+
+  `colours`: the (base, second, third) palette; None draws it with _garment_colours(rng) first.
+  """
+  c1, c2, c3 = _garment_colours(rng) if colours is None else colours
   angle = rng.uniform(0.0, np.pi)
   ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
   period = np.float32(rng.uniform(0.035, 0.07))  # local units; ~7-15 px at 256^2
@@ -340,8 +370,13 @@ def _banded(inner, outer, boundary):
   return colour
 
 
-def _build_figure(rng):
-  """Random dimensions, garments and colours of one figure: (parts, dims, garment)."""
+def _figure_shape(rng):
+  """Random dimensions and garment of one figure: (dims, garment).
+
+  These decide the silhouettes of the parts and the skeleton (with the motion); the appearance
+  (_draw_look) is drawn after them from the same generator, or for a cross-identity partner from
+  another one.
+  """
   size = rng.uniform(0.93, 1.05)
   d = dict(
       torso=0.30 * size, shoulder=rng.uniform(0.095, 0.115), waist=rng.uniform(0.07, 0.085),
@@ -352,21 +387,91 @@ def _build_figure(rng):
       skirt_flare=rng.uniform(0.13, 0.2))
   d["head_cv"] = d["neck"] + d["head_rv"] * 0.85
   garment = "skirt" if rng.uniform() < 0.5 else "trousers"
-  top_family, bottom_family = rng.choice(TEXTURE_FAMILIES, size=2)
-  top = _make_texture(rng, str(top_family))
-  bottom = _make_texture(rng, str(bottom_family))
-  skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] + rng.uniform(-0.03, 0.03, 3)
-  skin = np.clip(skin, 0.0, 1.0).astype(np.float32)
-  hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
-  shoe = _hsv(rng.uniform(), rng.uniform(0.0, 0.6), rng.uniform(0.08, 0.45))
-  sleeve = rng.choice(["none", "short", "long"])
+  return d, garment
+
+
+# A partner's garment base colours lie at least this far (RGB in [0, 1], Euclidean) from the
+# original's; its backdrop differs from the original's by at least this mean absolute difference.
+_MIN_COLOUR_DISTANCE = 0.4
+_MIN_BACKDROP_DIFFERENCE = 0.1
+# Draws tried for each of these before the farthest one is kept (a draw passes with probability
+# about 0.6 or more, so all 32 failing is a chance below 1e-12).
+_MAX_DRAWS = 32
+
+
+def _farthest_draw(draw, distance, minimum):
+  """The first of up to _MAX_DRAWS draw() with distance >= minimum, else the farthest one."""
+  best, best_distance = None, -1.0
+  for _ in range(_MAX_DRAWS):
+    candidate = draw()
+    gap = distance(candidate)
+    if gap > best_distance:
+      best, best_distance = candidate, gap
+    if gap >= minimum:
+      break
+  return best
+
+
+def _draw_look(rng, garment, avoid=None):
+  """The appearance of a figure: garment textures and palettes, skin, hair, shoes, sleeves.
+
+  With `avoid` (another look), the look is that of a different person: each garment has another
+  texture family and a base colour at least _MIN_COLOUR_DISTANCE from the other's, the skin tone
+  is at least two steps away on _SKIN_TONES and the hair colour is another one. Without it (a
+  video's own look), the draws continue the generator right after _figure_shape.
+  """
+  if avoid is None:
+    families = [str(f) for f in rng.choice(TEXTURE_FAMILIES, size=2)]
+  else:
+    families = [str(rng.choice([f for f in TEXTURE_FAMILIES if f != other]))
+                for other in avoid["families"]]
+  palettes, textures = [], []
+  for index, family in enumerate(families):
+    if avoid is None:
+      colours = _garment_colours(rng)
+    else:
+      base = avoid["palettes"][index][0]
+      colours = _farthest_draw(lambda: _garment_colours(rng),
+                               lambda c, base=base: float(np.linalg.norm(c[0] - base)),
+                               _MIN_COLOUR_DISTANCE)
+    palettes.append(colours)
+    textures.append(_make_texture(rng, family, colours))
+  if avoid is None:
+    tone = int(rng.integers(len(_SKIN_TONES)))
+  else:
+    tone = int(rng.choice([i for i in range(len(_SKIN_TONES)) if abs(i - avoid["tone"]) >= 2]))
+  skin = _SKIN_TONES[tone] + rng.uniform(-0.03, 0.03, 3)
+  if avoid is None:
+    hair = int(rng.integers(len(_HAIR_COLOURS)))
+  else:
+    hair = int(rng.choice([i for i in range(len(_HAIR_COLOURS)) if i != avoid["hair"]]))
+  look = dict(families=families, palettes=palettes, textures=textures, tone=tone,
+              skin=np.clip(skin, 0.0, 1.0).astype(np.float32), hair=hair)
+  look["shoe"] = _hsv(rng.uniform(), rng.uniform(0.0, 0.6), rng.uniform(0.08, 0.45))
+  look["sleeve"] = str(rng.choice(["none", "short", "long"]))
+  look["hairline"] = rng.uniform(0.1, 0.45)
+  look["pleat"] = rng.uniform(0.03, 0.06) if garment == "skirt" else None
+  return look
+
+
+def _build_parts(d, garment, look):
+  """The parts of a figure of dimensions `d` and `garment` dressed in `look` (PART_NAMES order).
+
+  Shapes depend on (d, garment) only, colours and shading on the look.
+  """
+  top_family, bottom_family = look["families"]
+  top, bottom = look["textures"]
+  skin = look["skin"]
+  hair = _HAIR_COLOURS[look["hair"]]
+  shoe = look["shoe"]
+  sleeve = look["sleeve"]
   skin_fn = _constant(skin)
   parts = [None] * _P
 
   # Head: an ellipse with a neck; hair above a curved hairline, two eyes.
   head_shapes = [_Ellipse(0.0, -d["head_cv"], d["head_ru"], d["head_rv"]),
                  _Capsule(0.03, -d["head_cv"], d["neck"], d["neck"])]
-  hairline = rng.uniform(0.1, 0.45)
+  hairline = look["hairline"]
   eye_u, eye_r = 0.38 * d["head_ru"], 0.12 * d["head_ru"]
   eye_v = -d["head_cv"] + 0.05 * d["head_rv"]
   def head_colour(u, v, px):
@@ -390,7 +495,7 @@ def _build_figure(rng):
   # Skirt (a flared trapezoid with pleats) or the hips of the trousers.
   if garment == "skirt":
     hips = _Trapezoid(-0.015, d["skirt_len"], d["waist"] + 0.004, d["skirt_flare"])
-    pleat = rng.uniform(0.03, 0.06)
+    pleat = look["pleat"]
     def hips_shading(u, v):
       return 1.0 - 0.08 * (0.5 + 0.5 * np.cos(2.0 * np.pi * u / pleat)) * np.clip(v / 0.1, 0, 1)
   else:
@@ -435,7 +540,7 @@ def _build_figure(rng):
     lower_colour = _banded(leg_colour, _constant(shoe), d["lower_leg"] - 0.005)
     parts[_PART[f"lower_leg_{side}"]] = _Part([lower, foot], lower_colour,
                                               _limb_shading(lower, 0.25), leg_family)
-  return parts, d, garment
+  return parts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,13 +695,17 @@ def _place(parts, maps, pelvis, squash, resolution):
 # Backgrounds (static: flow 0).
 
 
-def _studio_background(rng, resolution):
-  """Near-white with a slight vertical gradient and tint."""
-  top = rng.uniform(0.95, 0.99)
-  bottom = top - rng.uniform(0.03, 0.08)
-  tint = rng.uniform(-0.015, 0.015, 3)
+def _studio_background(rng, resolution, pastel=False):
+  """Near-white with a slight vertical gradient and tint; `pastel`: a coloured paper backdrop."""
   y = np.linspace(0.0, 1.0, resolution, dtype=np.float32)[:, None, None]
-  column = (top + (bottom - top) * y) + tint.astype(np.float32)
+  if pastel:
+    colour = _hsv(rng.uniform(), rng.uniform(0.25, 0.5), rng.uniform(0.72, 0.9))
+    column = colour * (1.0 - np.float32(rng.uniform(0.03, 0.08)) * y)
+  else:
+    top = rng.uniform(0.95, 0.99)
+    bottom = top - rng.uniform(0.03, 0.08)
+    tint = rng.uniform(-0.015, 0.015, 3)
+    column = (top + (bottom - top) * y) + tint.astype(np.float32)
   return np.broadcast_to(np.clip(column, 0, 1), (resolution, resolution, 3)).astype(np.float32)
 
 
@@ -634,6 +743,16 @@ def _textured_background(rng, resolution, floor_y):
   image = np.where((y >= horizon)[..., None], floor, wall)
   image = np.where(board[..., None], wall_base * 0.55, image)
   return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _backdrop(rng, kind, resolution, joints, pastel=False):
+  """The static background of a video of `joints` (T, J, 2): kind "studio" or "textured"."""
+  if kind == "studio":
+    return _studio_background(rng, resolution, pastel)
+  # The floor's horizon a little above the lowest ankle, so that the figure stands on it.
+  floor_y = np.clip(joints[:, [11, 14], 1].max() - 0.1 * resolution, 0.45 * resolution,
+                    0.92 * resolution)
+  return _textured_background(rng, resolution, floor_y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -702,10 +821,36 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
     trajectories do not depend on num_frames either, but the figure's fit into the frame (one
     similarity per video) looks at all frames, so a longer video may be drawn slightly smaller.
   """
+  return _render(seed, num_frames, resolution, background, with_partner=False)[0]
+
+
+def render_pair(seed: int, num_frames: int, resolution: int,
+                background: str = "studio") -> tuple[dict, dict]:
+  """A video and its cross-identity partner: (render_video(...) exactly, partner).
+
+  The partner is the same motion, skeleton and silhouettes with the appearance of another person
+  (see "Cross-identity pairs" in the module docstring): every ground-truth array that depends on
+  geometry only (joints, part_labels, uv, flows, validity, source_coords, mixed, part_transforms)
+  is the same array object as the video's; frames, part_textures and background are its own.
+  The arguments are those of render_video.
+  """
+  return _render(seed, num_frames, resolution, background, with_partner=True)
+
+
+def _cross_generators(seed):
+  """The partner's (appearance, background) generators, seeded by (video seed, "cross")."""
+  sequence = np.random.SeedSequence([int(seed), _CROSS_TAG])
+  return tuple(np.random.default_rng(s) for s in sequence.spawn(2))
+
+
+def _render(seed, num_frames, resolution, background, with_partner):
+  """(video, partner or None): the geometry is computed once and drawn in each look."""
   _check_render_args(seed, num_frames, resolution, background)
   figure_rng, motion_rng, background_rng = (
       np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
-  parts, dims, garment = _build_figure(figure_rng)
+  dims, garment = _figure_shape(figure_rng)
+  look = _draw_look(figure_rng, garment)
+  parts = _build_parts(dims, garment, look)
   maps, z, pelvis, squash = _build_motion(motion_rng, num_frames, dims)
   placed = _place(parts, maps, pelvis, squash, resolution)  # (T, P, 3, 3)
   T, H, W = num_frames, resolution, resolution
@@ -724,15 +869,26 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
                    (f"lower_leg_{side}", (0.0, dims["lower_leg"]))]
   joints = np.stack([_apply(placed[:, _PART[name], :2], point) for name, point in joint_defs], 1)
 
-  if background == "mixed":
-    background = "studio" if background_rng.uniform() < 0.5 else "textured"
-  if background == "studio":
-    backdrop = _studio_background(background_rng, resolution)
-  else:
-    floor_y = np.clip(joints[:, [11, 14], 1].max() - 0.1 * resolution, 0.45 * H, 0.92 * H)
-    backdrop = _textured_background(background_rng, resolution, floor_y)
+  kind = background
+  if kind == "mixed":
+    kind = "studio" if background_rng.uniform() < 0.5 else "textured"
+  backdrop = _backdrop(background_rng, kind, resolution, joints)
+  # One entry per look drawn: (parts, backdrop, background kind); the first is the video's.
+  looks = [(parts, backdrop, kind)]
+  if with_partner:
+    look_rng, partner_background_rng = _cross_generators(seed)
+    partner_parts = _build_parts(dims, garment, _draw_look(look_rng, garment, avoid=look))
+    # Under "mixed" the partner has the other kind; a studio partner of a studio video is pastel
+    # (two near-white backdrops would be all but equal).
+    partner_kind = {"studio": "textured", "textured": "studio"}[kind] if background == "mixed" \
+        else kind
+    pastel = partner_kind == kind == "studio"
+    partner_backdrop = _farthest_draw(
+        lambda: _backdrop(partner_background_rng, partner_kind, resolution, joints, pastel),
+        lambda candidate: float(np.abs(candidate - backdrop).mean()), _MIN_BACKDROP_DIFFERENCE)
+    looks.append((partner_parts, partner_backdrop, partner_kind))
 
-  frames = np.empty((T, H, W, 3), np.uint8)
+  frames = [np.empty((T, H, W, 3), np.uint8) for _ in looks]
   labels = np.zeros((T, H, W), np.uint8)
   mixed = np.zeros((T, H, W), bool)  # anti-aliased pixels that blend two surfaces
   uv = np.zeros((T, H, W, 2), np.float16)
@@ -740,9 +896,9 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
   ys = np.arange(H, dtype=np.float32)
   order = np.argsort(z, axis=1, kind="stable")  # back to front
   for t in range(T):
-    image = backdrop.copy()
+    images = [look_backdrop.copy() for _, look_backdrop, _ in looks]
     for k in order[t]:
-      part = parts[k]
+      part = parts[k]  # the silhouette (the same in every look)
       forward, backward = tables[t, k + 1], inverse[t, k + 1]
       u0, u1, v0, v1 = part.bounds
       box = forward[:2] @ np.array([[u0, u1, u0, u1], [v0, v0, v1, v1], [1, 1, 1, 1]])
@@ -762,10 +918,12 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
       if not covered.any():
         continue
       uc, vc, ac = u[covered], v[covered], alpha[covered]
-      colour = part.colour(uc, vc, np.float32(1.0 / scale)) * part.shading(uc, vc)[:, None]
       window = (slice(y_lo, y_hi), slice(x_lo, x_hi))
-      sub = image[window]
-      sub[covered] += (colour - sub[covered]) * ac[:, None]
+      for image, (look_parts, _, _) in zip(images, looks):
+        dressed = look_parts[k]
+        colour = dressed.colour(uc, vc, np.float32(1.0 / scale)) * dressed.shading(uc, vc)[:, None]
+        sub = image[window]
+        sub[covered] += (colour - sub[covered]) * ac[:, None]
       # Full coverage hides any blend below; partial coverage makes one.
       mixed[t][window][covered] = ac < 1.0
       owned = alpha >= 0.5
@@ -773,7 +931,8 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
       u_lo, u_hi, v_lo, v_hi = part.bounds
       uv[t][window][owned] = np.stack([np.clip((u[owned] - u_lo) / (u_hi - u_lo), 0, 1),
                                        np.clip((v[owned] - v_lo) / (v_hi - v_lo), 0, 1)], -1)
-    frames[t] = np.round(np.clip(image, 0.0, 1.0) * 255.0)
+    for look_frames, image in zip(frames, images):
+      look_frames[t] = np.round(np.clip(image, 0.0, 1.0) * 255.0)
 
   grid_x, grid_y = np.meshgrid(xs, ys)
   flow_forward = np.empty((T - 1, H, W, 2), np.float32)
@@ -797,8 +956,8 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
     source_coords[t, ..., 1] = qy
     source_visible[t] = _footprint_agrees(qx, qy, labels[t], labels[0])
 
-  return {
-      "frames": frames,
+  video = {
+      "frames": frames[0],
       "joints": joints.astype(np.float32),
       "joint_names": np.array(JOINT_NAMES),
       "part_names": np.array(PART_NAMES),
@@ -813,11 +972,17 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
       "mixed": mixed,
       "part_transforms": placed[:, :, :2, :].astype(np.float32),
       "part_textures": np.array([part.family for part in parts]),
-      "background": np.array(background),
+      "background": np.array(kind),
       "garment": np.array(garment),
       "seed": np.array(int(seed), np.int64),
       "fps": np.array(FPS, np.int64),
   }
+  if not with_partner:
+    return video, None
+  partner_parts, _, partner_kind = looks[1]
+  partner = dict(video, frames=frames[1], background=np.array(partner_kind),
+                 part_textures=np.array([part.family for part in partner_parts]))
+  return video, partner
 
 
 # ---------------------------------------------------------------------------------------------
@@ -901,38 +1066,76 @@ def _write_frames(directory: Path, name: str, frames: np.ndarray, video_format: 
     video_io.write_video(directory / f"{name}.mp4", frames, fps=FPS)
 
 
-def preview_sheet(video: dict, num_columns: int = 6) -> np.ndarray:
+def _preview_columns(video: dict, num_columns: int) -> np.ndarray:
+  num_flows = video["flow_forward"].shape[0]
+  columns = np.linspace(0, num_flows - 1, min(num_columns, num_flows)).round().astype(int)
+  return np.unique(columns)
+
+
+def _enlarge(image, resolution):
+  zoom = max(1, int(np.ceil(128 / resolution)))
+  image = visualize.to_uint8_rgb(image)
+  return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+
+
+def _preview_rows(video: dict, num_columns: int) -> list[list[np.ndarray]]:
+  columns = _preview_columns(video, num_columns)
+  size = video["frames"].shape[1]
+  flows = video["flow_forward"][columns]
+  max_magnitude = float(np.sqrt((flows ** 2).sum(-1)).max())
+  return [
+      [_enlarge(video["frames"][t], size) for t in columns],
+      [_enlarge(visualize.labels_to_rgb(video["part_labels"][t], _P), size) for t in columns],
+      [_enlarge(visualize.flow_to_rgb(video["flow_forward"][t], max_magnitude), size)
+       for t in columns],
+      [_enlarge(video["valid_forward"][t], size) for t in columns],
+  ]
+
+
+def _pair_rows(video: dict, partner: dict, num_columns: int) -> list[list[np.ndarray]]:
+  columns = _preview_columns(video, num_columns)
+  size = video["frames"].shape[1]
+  return [[_enlarge(v["frames"][t], size) for t in columns] for v in (video, partner)]
+
+
+def preview_sheet(video: dict, num_columns: int = 6, pair: tuple[dict, dict] | None = None
+                  ) -> np.ndarray:
   """A contact sheet of one rendered video, uint8 RGB.
 
   Rows: frames | part labels | forward flow (Middlebury colours, one scale for the row) |
-  valid_forward (white valid, black occluded / out of frame / anti-aliased rim). Small
+  valid_forward (white valid, black occluded / out of frame / anti-aliased rim); with `pair`
+  (a video and its partner, render_pair), two more: that video's frames | its partner's. Small
   resolutions are enlarged (nearest neighbour) to at least 128 pixels for a person to see.
   """
-  frames = video["frames"]
-  num_flows = video["flow_forward"].shape[0]
-  columns = np.linspace(0, num_flows - 1, min(num_columns, num_flows)).round().astype(int)
-  columns = np.unique(columns)
-  zoom = max(1, int(np.ceil(128 / frames.shape[1])))
-
-  def enlarge(image):
-    image = visualize.to_uint8_rgb(image)
-    return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
-
-  flows = video["flow_forward"][columns]
-  max_magnitude = float(np.sqrt((flows ** 2).sum(-1)).max())
-  rows = [
-      [enlarge(frames[t]) for t in columns],
-      [enlarge(visualize.labels_to_rgb(video["part_labels"][t], _P)) for t in columns],
-      [enlarge(visualize.flow_to_rgb(video["flow_forward"][t], max_magnitude)) for t in columns],
-      [enlarge(video["valid_forward"][t]) for t in columns],
-  ]
+  rows = _preview_rows(video, num_columns)
+  if pair is not None:
+    rows += _pair_rows(*pair, num_columns)
   return visualize.tile_images(rows, pad=2, pad_value=255)
 
 
-def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_test_videos=None,
-                  background="studio", video_format="png", preview=False) -> None:
-  """Renders the dataset into output_dir (train/, test/, dataset_info.json[, preview.png]).
+def cross_identity_video(manual_dir, name: str) -> Path | None:
+  """The cross-identity partner of test video `name` of the dataset in `manual_dir`.
 
+  Returns manual_dir/CROSS_SPLIT/<name> (a folder of PNG frames) or .../<name>.mp4, whichever
+  exists, else None (e.g. a dataset written with cross_identity=False).
+  Its ground truth is the .npz beside it: `path.with_suffix(".npz")` for the mp4,
+  `path.parent / f"{name}.npz"` for the folder.
+  """
+  cross_dir = Path(manual_dir) / CROSS_SPLIT
+  folder = cross_dir / name
+  if folder.is_dir():
+    return folder
+  video = cross_dir / f"{name}.mp4"
+  return video if video.is_file() else None
+
+
+def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_test_videos=None,
+                  background="studio", video_format="png", preview=False,
+                  cross_identity=True) -> None:
+  """Renders the dataset into output_dir (train/, test/, test_cross/, dataset_info.json[,
+  preview.png]).
+
+  cross_identity: also writes the partner of every test video into CROSS_SPLIT (render_pair).
   All arguments are checked before anything is written; the dataset is written into a hidden
   temporary directory beside output_dir and renamed at the end, so output_dir is either complete
   or absent. output_dir must not exist, or be an empty directory. Raises ValueError with a
@@ -942,11 +1145,17 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     num_test_videos = max(1, round(0.1 * num_videos)) if _is_int(num_videos) else num_videos
   _check_dataset_args(num_videos, num_frames, resolution, seed, num_test_videos, background,
                       video_format)
+  if not isinstance(cross_identity, (bool, np.bool_)):
+    raise ValueError(f"--cross_identity: must be True or False, got {cross_identity!r}")
+  cross_identity = bool(cross_identity)
   target, temporary = _prepare_output(output_dir)
   try:
     counts = {"train": num_videos, "test": num_test_videos}
     names = {split: [video_name(split, i) for i in range(count)] for split, count in counts.items()}
-    backgrounds = {}
+    backgrounds, cross_backgrounds = {}, {}
+    preview_rows = None
+    if cross_identity:
+      (temporary / CROSS_SPLIT).mkdir()
     with tqdm(total=num_videos + num_test_videos, desc="synthetic videos", unit="video",
               file=sys.stderr) as progress:
       for split, count in counts.items():
@@ -954,19 +1163,34 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
         split_dir.mkdir()
         for index in range(count):
           name = names[split][index]
-          video = render_video(video_seed(seed, split, index), num_frames, resolution, background)
+          args = (video_seed(seed, split, index), num_frames, resolution, background)
+          if split == "test" and cross_identity:
+            video, partner = render_pair(*args)
+            _write_frames(temporary / CROSS_SPLIT, name, partner["frames"], video_format)
+            write_ground_truth(temporary / CROSS_SPLIT / f"{name}.npz", partner)
+            cross_backgrounds[name] = str(partner["background"])
+            if preview_rows is not None and index == 0:
+              preview_rows += _pair_rows(video, partner, 6)
+            del partner
+          else:
+            video = render_video(*args)
           _write_frames(split_dir, name, video["frames"], video_format)
           write_ground_truth(split_dir / f"{name}.npz", video)
           backgrounds[name] = str(video["background"])
           if preview and split == "train" and index == 0:
-            visualize.save_png(temporary / "preview.png", preview_sheet(video))
+            preview_rows = _preview_rows(video, 6)
           del video
           progress.update(1)
+    if preview_rows is not None:
+      visualize.save_png(temporary / "preview.png",
+                         visualize.tile_images(preview_rows, pad=2, pad_value=255))
     info = dict(generator="input_pipeline.synthetic", num_videos=num_videos,
                 num_test_videos=num_test_videos, num_frames=num_frames, resolution=resolution,
-                seed=seed, background=background, format=video_format, fps=FPS,
-                part_names=list(PART_NAMES), joint_names=list(JOINT_NAMES), videos=names,
-                video_backgrounds=backgrounds)
+                seed=seed, background=background, format=video_format,
+                cross_identity=cross_identity, fps=FPS, part_names=list(PART_NAMES),
+                joint_names=list(JOINT_NAMES), videos=names, video_backgrounds=backgrounds)
+    if cross_identity:
+      info.update(cross_split=CROSS_SPLIT, cross_video_backgrounds=cross_backgrounds)
     (temporary / "dataset_info.json").write_text(json.dumps(info, indent=1) + "\n")
     if target.is_dir():
       target.rmdir()  # an empty directory was allowed; rename needs the name free
@@ -994,6 +1218,8 @@ def _define_flags():
   flags.DEFINE_string("background", "studio", "studio | textured | mixed (random per video).")
   flags.DEFINE_string("format", "png", "png (folders of 0000000.png frames) | mp4 (h264, lossy).")
   flags.DEFINE_bool("preview", False, "Also write DIR/preview.png, a contact sheet of one video.")
+  flags.DEFINE_bool("cross_identity", True, "Also write test_cross/: each test video's motion "
+                    "with another appearance (--nocross_identity: none).")
   flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
   return flags.FLAGS
 
@@ -1005,7 +1231,8 @@ def main(argv):
     try:
       write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
                     resolution=f.resolution, seed=f.seed, num_test_videos=f.num_test_videos,
-                    background=f.background, video_format=f.format, preview=f.preview)
+                    background=f.background, video_format=f.format, preview=f.preview,
+                    cross_identity=f.cross_identity)
     except OSError as error:
       if isinstance(error, errors.USER_ERRORS):
         raise

@@ -277,7 +277,7 @@ def test_cli_writes_the_layout(tmp_path):
   assert result.returncode == 0, result.stderr
   assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary left behind
   assert sorted(p.name for p in out.iterdir()) == ["dataset_info.json", "preview.png", "test",
-                                                   "train"]
+                                                   "test_cross", "train"]
   assert sorted(p.name for p in (out / "train").iterdir()) == [
       "synth_00000", "synth_00000.npz", "synth_00001", "synth_00001.npz"]
   assert sorted(p.name for p in (out / "test").iterdir()) == [
@@ -300,6 +300,9 @@ def test_cli_writes_the_layout(tmp_path):
   assert info["videos"] == {"train": ["synth_00000", "synth_00001"], "test": ["synth_test_00000"]}
   preview = cv2.imread(str(out / "preview.png"))
   assert preview is not None and preview.shape[0] > 4 * 32 and preview.shape[1] > 2 * 32
+  # 32 px frames are enlarged 4x to 128 px; 2 columns (flows 0 and 1), 2 px pads. Rows: the
+  # training video's frames, labels, flow, validity, then the first test video and its partner.
+  assert preview.shape[:2] == (6 * 128 + 7 * 2, 2 * 128 + 3 * 2)
 
 
 @pytest.mark.parametrize("case", ["resolution", "existing_file", "under_a_file"])
@@ -356,6 +359,167 @@ def test_mp4_format(tmp_path):
     synthetic.write_dataset(tmp_path / "odd", num_videos=1, num_frames=2, resolution=33, seed=0,
                             video_format="mp4")
   assert not (tmp_path / "odd").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-identity partners: the same motion with another appearance.
+
+
+def mean_abs_difference(a, b, mask):
+  """Mean absolute difference of uint8 frames over `mask` pixels, in grey levels (0-255)."""
+  return float(np.abs(a.astype(np.float32) - b.astype(np.float32))[mask].mean())
+
+
+# Geometry-only ground truth: the partner's must be the video's, array for array.
+SHARED_KEYS = ("joints", "part_labels", "uv", "flow_forward", "flow_backward", "valid_forward",
+               "valid_backward", "source_coords", "source_visible", "mixed", "part_transforms",
+               "joint_names", "part_names", "garment", "seed", "fps")
+
+
+@pytest.mark.parametrize("background", ["studio", "textured", "mixed"])
+def test_partner_has_the_same_motion_and_another_appearance(background):
+  torso = synthetic.PART_NAMES.index("torso")
+  hips = synthetic.PART_NAMES.index("skirt_or_hips")
+  for seed in range(4):
+    video, partner = synthetic.render_pair(seed, 6, 64, background)
+    # The pair's video is the ordinary video of that seed.
+    alone = synthetic.render_video(seed, 6, 64, background)
+    for key in alone:
+      np.testing.assert_array_equal(video[key], alone[key], err_msg=key)
+    for key in SHARED_KEYS:
+      np.testing.assert_array_equal(partner[key], alone[key], err_msg=key)
+    assert sorted(partner) == sorted(alone)
+    # Another person: other garments (texture family) on the same silhouettes, and the frames
+    # differ clearly on the figure and on the background. 20 grey levels is far above what two
+    # renderings of one appearance could differ by (identical here) and above the difference of
+    # two near-white studio backdrops (checked below).
+    assert partner["part_textures"][torso] != video["part_textures"][torso]
+    assert partner["part_textures"][hips] != video["part_textures"][hips]
+    labels = video["part_labels"]
+    solid = ~video["mixed"]
+    figure = (labels > 0) & solid
+    backdrop = (labels == 0) & solid
+    assert figure.sum() > 1000 and backdrop.sum() > 1000
+    assert mean_abs_difference(video["frames"], partner["frames"], figure) > 20.0
+    assert mean_abs_difference(video["frames"], partner["frames"], backdrop) > 20.0
+    if background == "mixed":
+      assert str(partner["background"]) != str(video["background"])
+    else:
+      assert str(partner["background"]) == str(video["background"]) == background
+
+
+def test_partners_always_wear_other_garments():
+  # Over many seeds (an independent draw would repeat a family with probability 11/36 per seed).
+  torso = synthetic.PART_NAMES.index("torso")
+  hips = synthetic.PART_NAMES.index("skirt_or_hips")
+  for seed in range(24):
+    video, partner = synthetic.render_pair(seed, 2, 16)
+    assert partner["part_textures"][torso] != video["part_textures"][torso], seed
+    assert partner["part_textures"][hips] != video["part_textures"][hips], seed
+
+
+def test_two_studio_backdrops_differ_little():
+  # Negative control for the 20-level threshold above: the near-white studio backdrops of two
+  # ordinary videos are nearly the same, so a partner drawn like an ordinary video would fail.
+  a = synthetic.render_video(0, 2, 64)
+  b = synthetic.render_video(1, 2, 64)
+  both = (a["part_labels"] == 0) & (b["part_labels"] == 0) & ~a["mixed"] & ~b["mixed"]
+  assert mean_abs_difference(a["frames"], b["frames"], both) < 10.0
+
+
+def test_partner_is_the_exact_cross_identity_target():
+  # Source = the partner's frame 0, driving = the video: the shared source_coords carry the
+  # source to every partner frame (the geometry is the partner's too), not to the driving frames.
+  video, partner = synthetic.render_pair(6, 5, 256, "mixed")
+  target = partner["frames"].astype(np.float32) / 255.0
+  driving = video["frames"].astype(np.float32) / 255.0
+  warped = warp_frames(np.repeat(target[:1], 5, 0), partner["source_coords"])
+  on_figure = partner["source_visible"] & (partner["part_labels"] > 0)
+  assert on_figure[1:].sum() > 5000
+  exact = psnr(warped[on_figure], target[on_figure])
+  assert exact >= 30.0
+  assert psnr(warped[on_figure], driving[on_figure]) < exact - 10.0
+
+
+def test_partners_are_deterministic():
+  a = synthetic.render_pair(11, 3, 32, "mixed")[1]
+  b = synthetic.render_pair(11, 3, 32, "mixed")[1]
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  c = synthetic.render_pair(12, 3, 32, "mixed")[1]
+  assert not np.array_equal(a["frames"], c["frames"])
+
+
+def test_write_dataset_writes_the_partners_of_the_test_videos(tmp_path):
+  out = tmp_path / "data"
+  synthetic.write_dataset(out, num_videos=2, num_test_videos=2, num_frames=3, resolution=32,
+                          seed=5, background="mixed")
+  assert synthetic.CROSS_SPLIT == "test_cross"
+  test_names = ["synth_test_00000", "synth_test_00001"]
+  # Exactly the test videos have partners, under the same names and in the same format.
+  assert sorted(p.name for p in (out / "test_cross").iterdir()) == sorted(
+      p.name for p in (out / "test").iterdir()) == sorted(test_names + [
+          f"{n}.npz" for n in test_names])
+  for index, name in enumerate(test_names):
+    path = synthetic.cross_identity_video(out, name)
+    assert path == out / "test_cross" / name
+    frames = video_io.read_video(path)
+    assert frames.shape == (3, 32, 32, 3)
+    expected = synthetic.render_pair(synthetic.video_seed(5, "test", index), 3, 32, "mixed")[1]
+    np.testing.assert_array_equal(frames, expected["frames"])  # PNG is lossless
+    assert not np.array_equal(frames, video_io.read_video(out / "test" / name))
+    with np.load(out / "test_cross" / f"{name}.npz") as gt, \
+        np.load(out / "test" / f"{name}.npz") as test_gt:
+      assert sorted(gt.files) == sorted(synthetic.GT_KEYS)
+      for key in synthetic.GT_KEYS:
+        np.testing.assert_array_equal(gt[key], expected[key], err_msg=key)
+      np.testing.assert_array_equal(gt["joints"], test_gt["joints"])
+      np.testing.assert_array_equal(gt["part_labels"], test_gt["part_labels"])
+      np.testing.assert_array_equal(gt["source_coords"], test_gt["source_coords"])
+  # The training split has no partners.
+  assert synthetic.cross_identity_video(out, "synth_00000") is None
+  assert synthetic.cross_identity_video(out, "synth_test_00002") is None
+  info = json.loads((out / "dataset_info.json").read_text())
+  assert info["cross_identity"] is True
+  assert sorted(info["cross_video_backgrounds"]) == test_names
+
+
+def test_cross_identity_off_writes_no_partners(tmp_path):
+  synthetic.write_dataset(tmp_path / "on", num_videos=1, num_test_videos=1, num_frames=2,
+                          resolution=16, seed=2)
+  synthetic.write_dataset(tmp_path / "off", num_videos=1, num_test_videos=1, num_frames=2,
+                          resolution=16, seed=2, cross_identity=False)
+  off = tmp_path / "off"
+  assert sorted(p.name for p in off.iterdir()) == ["dataset_info.json", "test", "train"]
+  assert synthetic.cross_identity_video(off, "synth_test_00000") is None
+  assert json.loads((off / "dataset_info.json").read_text())["cross_identity"] is False
+  # Writing partners does not change the test videos.
+  for name in ("test/synth_test_00000", "train/synth_00000"):
+    np.testing.assert_array_equal(video_io.read_video(tmp_path / "on" / name),
+                                  video_io.read_video(off / name))
+  with pytest.raises(ValueError, match="--cross_identity"):
+    synthetic.write_dataset(tmp_path / "bad", num_videos=1, num_frames=2, resolution=16, seed=0,
+                            cross_identity="yes")
+  assert not (tmp_path / "bad").exists()
+
+
+def test_cli_nocross_identity(tmp_path):
+  out = tmp_path / "data"
+  result = run_cli(f"--output_dir={out}", "--num_videos=1", "--num_test_videos=1",
+                   "--num_frames=2", "--resolution=16", "--nocross_identity")
+  assert result.returncode == 0, result.stderr
+  assert sorted(p.name for p in out.iterdir()) == ["dataset_info.json", "test", "train"]
+
+
+def test_mp4_partners(tmp_path):
+  synthetic.write_dataset(tmp_path / "data", num_videos=1, num_test_videos=1, num_frames=3,
+                          resolution=32, seed=1, video_format="mp4")
+  path = synthetic.cross_identity_video(tmp_path / "data", "synth_test_00000")
+  assert path == tmp_path / "data" / "test_cross" / "synth_test_00000.mp4"
+  assert (tmp_path / "data" / "test_cross" / "synth_test_00000.npz").is_file()
+  frames = video_io.read_video(path)
+  expected = synthetic.render_pair(synthetic.video_seed(1, "test", 0), 3, 32, "studio")[1]
+  assert psnr(frames / 255.0, expected["frames"] / 255.0) > 25.0  # lossy h264
 
 
 # ---------------------------------------------------------------------------------------------
