@@ -123,6 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Self-reconstruction L1 on this many test videos at start and end (0: no evaluation).
   config.num_eval_videos = 8
   config.eval_frames_per_video = 16  # evenly spaced frames per video
+  # Also evaluate every this many steps (TensorBoard curves of eval/*; 0: only at start and end).
+  config.eval_every_steps = 0
   config.eval_batch_size = 8
   config.sample_animation = True  # write a test-video animation into the workdir at the end
   config.sample_animation_frames = 96

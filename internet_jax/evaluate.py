@@ -19,7 +19,8 @@ unless `--resolution` resizes both (`video_io.resize_and_pad`). Output: `<genera
 
 Written: `metrics.json` (every metric per video, the means and what was not computed and why) and
 `metrics.md` (a table laid out like paper 001's Table 2, then the synthetic-ground-truth metrics,
-the reasons for anything not computed, and a per-video table).
+the model beside its trivial baselines, the reasons for anything not computed, and per-video
+tables).
 
 Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_gt`):
 * per frame, averaged over a video's frames, then over videos: SSIM, MS-SSIM, PSNR (dB; +inf for
@@ -34,6 +35,18 @@ Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_g
   needs the predicted motion field) and `temporal_error_gt` (both modes).
 A metric that cannot be computed (missing weights, frames too small for MS-SSIM, too few frames,
 no ground truth) is reported as "not computed: <why>", never left out.
+
+Trivial baselines, on the same frames as the model (a score means little without them):
+* copy-source: the output is the source, frame 0 of the reference video, for every frame
+  (`<metric>_copy_source` for SSIM, MS-SSIM, PSNR, L1, LPIPS and the true temporal error);
+* figure region (synthetic ground truth): L1, PSNR and SSIM on the pixels where the part labels of
+  the target frame or of the source frame are non-zero (`<metric>_figure`, and its copy-source
+  `<metric>_figure_copy_source`), since background dominates small frames;
+* zero motion (synthetic ground truth, mode (a)): the identity field scored by the same EPE
+  function on the same pixels (`epe_zero_motion`; `epe_figure`, `epe_figure_zero_motion` on the
+  visible figure pixels only, `epe` also counting the static background).
+`frame_scores` / `mean_frame_scores` and `synthetic_gt.motion_scores` compute them here and in
+training's evaluation (`train.evaluate_reconstruction`). metrics.md shows them side by side.
 
 Bad input (unreadable or empty video, frame counts or sizes that differ, names that do not match,
 a missing or incompatible checkpoint) stops with one line naming the file, a non-zero exit and no
@@ -75,10 +88,39 @@ TEMPORAL_COLUMNS = (("interp_psnr", "Interp-PSNR", "↑"), ("act_recog_l1", "Act
 GROUND_TRUTH_COLUMNS = (("epe", "EPE (px)", "↓"), ("temporal_error_gt", "True temporal error", "↓"))
 # Metrics of the whole set, not of single videos.
 DATASET_KEYS = ("fid", "fvd")
-# Per-video metrics: the table's, plus diagnostics reported beside them in metrics.json.
+# Model vs trivial baselines (metrics.md's side-by-side table): (title, region, model key,
+# copy-source key, zero-motion key); None where a baseline does not apply.
+BASELINE_ROWS = (
+    ("L1 ↓", "whole frame", "l1", "l1_copy_source", None),
+    ("PSNR ↑", "whole frame", "psnr_copy_frames", "psnr_copy_source", None),
+    ("SSIM ↑", "whole frame", "ssim", "ssim_copy_source", None),
+    ("MS-SSIM ↑", "whole frame", "ms_ssim", "ms_ssim_copy_source", None),
+    ("LPIPS ↓", "whole frame", "lpips", "lpips_copy_source", None),
+    ("L1 ↓", "figure", "l1_figure", "l1_figure_copy_source", None),
+    ("PSNR ↑", "figure", "psnr_figure_copy_frames", "psnr_figure_copy_source", None),
+    ("SSIM ↑", "figure", "ssim_figure", "ssim_figure_copy_source", None),
+    ("True temporal error ↓", "exact-flow pixels", "temporal_error_gt",
+     "temporal_error_gt_copy_source", None),
+    ("EPE (px) ↓", "source-visible pixels, background included", "epe", None, "epe_zero_motion"),
+    ("EPE (px) ↓", "source-visible figure pixels", "epe_figure", None, "epe_figure_zero_motion"),
+)
+# Per-frame scores `frame_scores` gives (the figure ones with a figure mask) and the PSNR pairs
+# whose copy-source mean leaves out the frames the copy reproduces exactly (+inf): (model key,
+# copy-source key, the model's mean over the copy-source's frames).
+FRAME_SCORE_KEYS = ("l1", "psnr", "ssim")
+FIGURE_SCORE_KEYS = ("l1_figure", "psnr_figure", "ssim_figure")
+COPY_FRAME_PAIRS = (("psnr", "psnr_copy_source", "psnr_copy_frames"),
+                    ("psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames"))
+MOTION_KEYS = ("epe", "epe_zero_motion", "epe_figure", "epe_figure_zero_motion")
+BASELINE_KEYS = ("l1_copy_source", "psnr_copy_source", "psnr_copy_frames", "ssim_copy_source",
+                 "ms_ssim_copy_source", "lpips_copy_source", "l1_figure", "l1_figure_copy_source",
+                 "psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames",
+                 "ssim_figure", "ssim_figure_copy_source", "temporal_error_gt_copy_source",
+                 "epe_zero_motion", "epe_figure", "epe_figure_zero_motion")
+# Per-video metrics: the table's, plus diagnostics and baselines reported beside them.
 VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS
                    if key not in DATASET_KEYS) + ("interp_psnr_self", "interp_psnr_flow_self",
-                                                  "e_temp_valid")
+                                                  "e_temp_valid") + BASELINE_KEYS
 
 DEFINITIONS = {
     "ssim": "Wang et al. 2004, Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, L 255 "
@@ -102,9 +144,33 @@ DEFINITIONS = {
                         "paper's learned-interpolator Interp-PSNR",
     "interp_psnr_flow_self": "the same interpolation scored against the generated O_t",
     "epe": "end-point error (px at the model resolution) of the predicted motion field vs the exact "
-           "frame t -> frame 0 correspondence, mean over source-visible pixels",
+           "frame t -> frame 0 correspondence, mean over all frames' source-visible pixels: the "
+           "figure where visible in frame 0 AND the static background (source_visible is True "
+           "there, correspondence = the pixel itself), so background dominates small frames",
     "temporal_error_gt": "||O_t(p + f_gt(p)) - O_{t-1}(p)||_2 on [0, 1], mean over pixels valid "
                          "for the exact flow (not occluded, not anti-aliased)",
+    "<metric>_copy_source": "the metric of the copy-source baseline: output = the source (frame 0 "
+                            "of the reference video) for every frame, scored on the same frames "
+                            "and pixels as the model",
+    "psnr_copy_source": "mean over the frames the copy does not reproduce exactly (PSNR +inf: "
+                        "frame 0, the source itself, in self-imitation); +inf if it reproduces "
+                        "all",
+    "psnr_copy_frames": "the model's PSNR averaged over the same frames as psnr_copy_source (the "
+                        "model column of metrics.md's baseline table); psnr keeps every frame",
+    "figure region": "pixels where the ground-truth part label of the target frame OR of the "
+                     "source frame is non-zero (synthetic ground truth only; at another "
+                     "resolution a pixel whose area overlaps a figure pixel)",
+    "l1_figure": "mean |generated - reference| on [0, 1] over the figure region's pixels and "
+                 "channels, per frame, mean over frames",
+    "psnr_figure": "10 log10(255^2 / MSE over the figure region) per frame, mean over frames "
+                   "(psnr_figure_copy_frames: over psnr_figure_copy_source's frames)",
+    "ssim_figure": "the SSIM map of `ssim` (11x11 window) averaged over the valid window "
+                   "positions centred in the figure region (windows reach 5 px beyond it)",
+    "epe_zero_motion": "epe of zero motion (the identity field: every pixel taken from its own "
+                       "position in the source), same function, same pixels as epe",
+    "epe_figure": "epe over the source-visible figure pixels only (part label of frame t "
+                  "non-zero), background left out",
+    "epe_figure_zero_motion": "epe_figure of zero motion (identity field), same pixels",
 }
 
 
@@ -165,6 +231,65 @@ def _mean_of(values: list) -> Any:
       r.removeprefix(f"{NOT_COMPUTED}: ") for r in reasons))
 
 
+def frame_scores(generated: np.ndarray, reference: np.ndarray, source: np.ndarray, *,
+                 figure: np.ndarray | None = None, with_ssim: bool = True,
+                 data_range: float = 255.0) -> dict[str, np.ndarray]:
+  """Per-frame scores of the model and of the copy-source baseline against the reference.
+
+  Args:
+    generated, reference: (T, H, W, 3) frames on [0, data_range].
+    source: (H, W, 3) the source frame; the copy-source output is this frame for every t.
+    figure: (T, H, W) bool figure region (`synthetic_gt.figure_mask`), or None: no figure scores.
+    with_ssim: also SSIM (and figure SSIM); frames must then be >= 11 px.
+  Returns:
+    {key: (T,) float64} for the keys of FRAME_SCORE_KEYS (and FIGURE_SCORE_KEYS with `figure`),
+    each also with the suffix "_copy_source"; NaN for a frame with an empty figure region.
+  """
+  copy = np.broadcast_to(np.asarray(source), np.shape(reference))
+  scores = {}
+  for suffix, output in (("", generated), ("_copy_source", copy)):
+    scores["l1" + suffix] = image_metrics.l1(output, reference, data_range)
+    scores["psnr" + suffix] = image_metrics.psnr(output, reference, data_range)
+    if with_ssim:
+      scores["ssim" + suffix] = image_metrics.ssim(output, reference, data_range)
+    if figure is not None:
+      scores["l1_figure" + suffix] = image_metrics.masked_l1(output, reference, figure, data_range)
+      scores["psnr_figure" + suffix] = image_metrics.masked_psnr(output, reference, figure,
+                                                                 data_range)
+      if with_ssim:
+        scores["ssim_figure" + suffix] = image_metrics.masked_ssim(output, reference, figure,
+                                                                   data_range)
+  return scores
+
+
+def mean_frame_scores(per_frame: dict[str, Any], empty_reason: str) -> dict[str, Any]:
+  """Means over frames of `frame_scores`' values ({key: (T,) or a list of chunks}).
+
+  NaN frames (no figure pixels) are left out, and `empty_reason` stands for a key with none left.
+  Each COPY_FRAME_PAIRS copy-source PSNR also leaves out the frames the copy reproduces exactly
+  (+inf: the source frame itself), and the model's PSNR over the same frames is added as the
+  pair's third key, so that the two are compared on the same frames.
+  """
+  values = {key: np.concatenate([np.reshape(v, -1) for v in chunks])
+            if isinstance(chunks, (list, tuple)) else np.reshape(chunks, -1)
+            for key, chunks in per_frame.items()}
+
+  def mean(array, keep):
+    return float(np.mean(array[keep])) if keep.any() else empty_reason
+
+  out = {key: mean(array, ~np.isnan(array)) for key, array in values.items()}
+  for model_key, copy_key, same_key in COPY_FRAME_PAIRS:
+    if model_key not in values or copy_key not in values:
+      continue
+    copy = values[copy_key]
+    keep = np.isfinite(copy) & ~np.isnan(values[model_key])
+    if not keep.any():  # the copy reproduces every frame (or no frame has a figure region)
+      keep = ~np.isnan(copy) & ~np.isnan(values[model_key])
+    out[copy_key] = mean(copy, keep)
+    out[same_key] = mean(values[model_key], keep)
+  return out
+
+
 class Scorer:
   """Scores videos one at a time and keeps what the set-level metrics (FID, FVD) need."""
 
@@ -179,10 +304,14 @@ class Scorer:
     value = self.networks[name]
     return (None, value) if isinstance(value, str) else (value, None)
 
-  def _per_frame(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+  def _per_frame(self, generated: np.ndarray, reference: np.ndarray, figure: np.ndarray | None,
+                 no_figure_reason: str) -> dict[str, Any]:
+    """The per-frame metrics of the model and of copy-source (frame 0 of the reference), and their
+    figure-region versions when there is a figure mask."""
     lpips, lpips_reason = self._network("lpips")
     fid, _ = self._network("fid")
-    values = {"ssim": [], "psnr": [], "l1": [], "ms_ssim": [], "lpips": []}
+    source = reference[0]
+    values: dict[str, list] = {}
     ms_ssim_reason = None
     if min(generated.shape[1:3]) < image_metrics.MS_SSIM_MIN_SIZE:
       ms_ssim_reason = not_computed(
@@ -191,20 +320,32 @@ class Scorer:
     for start in range(0, len(generated), self.options.chunk_size):
       fake = generated[start:start + self.options.chunk_size]
       real = reference[start:start + self.options.chunk_size]
-      values["ssim"].append(image_metrics.ssim(fake, real))
-      values["psnr"].append(image_metrics.psnr(fake, real))
-      values["l1"].append(image_metrics.l1(fake, real))
+      copy = np.broadcast_to(source, real.shape)
+      chunk = frame_scores(fake, real, source, figure=None if figure is None else
+                           figure[start:start + self.options.chunk_size])
       if ms_ssim_reason is None:
-        values["ms_ssim"].append(image_metrics.ms_ssim(fake, real))
+        chunk["ms_ssim"] = image_metrics.ms_ssim(fake, real)
+        chunk["ms_ssim_copy_source"] = image_metrics.ms_ssim(copy, real)
       if lpips is not None:
-        values["lpips"].append(np.asarray(lpips[1](fake, real), np.float64).reshape(-1))
+        chunk["lpips"] = np.asarray(lpips[1](fake, real), np.float64).reshape(-1)
+        chunk["lpips_copy_source"] = np.asarray(lpips[1](np.ascontiguousarray(copy), real),
+                                                np.float64).reshape(-1)
       if fid is not None:
         self._fid_features[0].append(np.asarray(fid[1].features(fake)))
         self._fid_features[1].append(np.asarray(fid[1].features(real)))
-    scores = {key: float(np.mean(np.concatenate(chunks))) for key, chunks in values.items()
-              if chunks}
-    scores.setdefault("ms_ssim", ms_ssim_reason)
-    scores.setdefault("lpips", lpips_reason)
+      for key, value in chunk.items():
+        values.setdefault(key, []).append(value)
+    scores = mean_frame_scores(values, not_computed("no figure pixels in any frame"))
+    for key in ("ms_ssim", "ms_ssim_copy_source"):
+      scores.setdefault(key, ms_ssim_reason)
+    for key in ("lpips", "lpips_copy_source"):
+      scores.setdefault(key, lpips_reason)
+    for key in FIGURE_SCORE_KEYS:
+      for name in (key, f"{key}_copy_source"):
+        scores.setdefault(name, no_figure_reason)
+    for _, copy_key, same_key in COPY_FRAME_PAIRS[1:]:
+      scores.setdefault(copy_key, no_figure_reason)
+      scores.setdefault(same_key, no_figure_reason)
     return scores
 
   def _temporal(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -249,37 +390,44 @@ class Scorer:
     return scores
 
   @staticmethod
-  def _ground_truth(generated: np.ndarray, motion_full: np.ndarray | None,
-                    ground_truth: Path | None) -> dict[str, Any]:
-    if ground_truth is None:
-      reason = not_computed("no synthetic ground truth (<name>.npz) for this video")
-      return {"epe": reason, "temporal_error_gt": reason}
-    truth = synthetic_gt.load_ground_truth(ground_truth)
-    if len(truth["source_coords"]) != len(generated):
-      raise ValueError(f"{ground_truth}: ground truth of {len(truth['source_coords'])} frames, "
-                       f"the video has {len(generated)}")
+  def _ground_truth(generated: np.ndarray, reference: np.ndarray, motion_full: np.ndarray | None,
+                    truth: dict | None, no_truth_reason: str) -> dict[str, Any]:
+    temporal_keys = ("temporal_error_gt", "temporal_error_gt_copy_source")
+    if truth is None:
+      return dict.fromkeys(MOTION_KEYS + temporal_keys, no_truth_reason)
     scores: dict[str, Any] = {}
     if motion_full is None:
-      scores["epe"] = not_computed("needs the predicted motion field (--workdir mode only)")
+      scores.update(dict.fromkeys(MOTION_KEYS, not_computed(
+          "needs the predicted motion field (--workdir mode only)")))
     else:
-      scores["epe"] = synthetic_gt.motion_epe(motion_full, truth["source_coords"],
-                                              truth["source_visible"], truth["part_labels"])["epe"]
+      scores.update(synthetic_gt.motion_scores(motion_full, truth))
     if len(generated) >= 2:
-      scores["temporal_error_gt"] = synthetic_gt.true_temporal_error(
-          generated, truth["flow_forward"], truth["valid_forward"], truth["mixed"],
-          truth["part_labels"])["temporal_error_gt"]
+      copy = np.broadcast_to(reference[0], reference.shape)
+      for key, output in zip(temporal_keys, (generated, copy)):
+        scores[key] = synthetic_gt.true_temporal_error(
+            output, truth["flow_forward"], truth["valid_forward"], truth["mixed"],
+            truth["part_labels"])["temporal_error_gt"]
     else:
-      scores["temporal_error_gt"] = not_computed("needs at least 2 frames")
+      scores.update(dict.fromkeys(temporal_keys, not_computed("needs at least 2 frames")))
     return scores
 
   def add(self, name: str, generated: np.ndarray, reference: np.ndarray, *,
           motion_full: np.ndarray | None = None, ground_truth: Path | None = None) -> dict:
-    """Scores one video: uint8 (T, H, W, 3) generated and reference frames of one shape; the
-    predicted motion field (T, H, W, 2) in mode (a); the path of its ground-truth npz if any."""
+    """Scores one video: uint8 (T, H, W, 3) generated and reference frames of one shape (the
+    source is the reference's frame 0); the predicted motion field (T, H, W, 2) in mode (a); the
+    path of its ground-truth npz if any."""
+    truth = figure = None
+    no_truth_reason = not_computed("no synthetic ground truth (<name>.npz) for this video")
+    if ground_truth is not None:
+      truth = synthetic_gt.load_ground_truth(ground_truth)
+      if len(truth["source_coords"]) != len(generated):
+        raise ValueError(f"{ground_truth}: ground truth of {len(truth['source_coords'])} frames, "
+                         f"the video has {len(generated)}")
+      figure = synthetic_gt.figure_mask(truth["part_labels"], generated.shape[1:3])
     scores: dict[str, Any] = {"num_frames": int(len(generated))}
-    scores.update(self._per_frame(generated, reference))
+    scores.update(self._per_frame(generated, reference, figure, no_truth_reason))
     scores.update(self._temporal(generated, reference))
-    scores.update(self._ground_truth(generated, motion_full, ground_truth))
+    scores.update(self._ground_truth(generated, reference, motion_full, truth, no_truth_reason))
     self.videos[name] = {"num_frames": scores["num_frames"],
                          **{key: scores[key] for key in VIDEO_KEYS}}
     return self.videos[name]
@@ -358,8 +506,34 @@ def _cell(value, key: str) -> str:
     return NOT_COMPUTED if value.startswith(NOT_COMPUTED) else value
   if not math.isfinite(value):
     return str(value)
-  digits = {"psnr": 2, "l1": 4, "e_temp": 4, "temporal_error_gt": 4}
-  return f"{value:.{digits.get(key, 3)}f}"
+  # Baseline and region variants (psnr_figure, l1_copy_source, ...) keep their metric's digits.
+  digits = next((d for prefix, d in (("psnr", 2), ("l1", 4), ("e_temp", 4),
+                                     ("temporal_error_gt", 4)) if key.startswith(prefix)), 3)
+  return f"{value:.{digits}f}"
+
+
+def _baseline_table(mean: dict[str, Any]) -> list[str]:
+  """metrics.md's model vs trivial baselines table (BASELINE_ROWS), one row per metric."""
+  lines = ["| Metric | Region | Model | Copy-source | Zero motion |", "|---|---|---|---|---|"]
+  for title, region, model, copy, zero in BASELINE_ROWS:
+    cells = [_cell(mean[key], key) if key else "—" for key in (model, copy, zero)]
+    lines.append(f"| {title} | {region} | " + " | ".join(cells) + " |")
+  return lines
+
+
+def _per_video_baselines(videos: dict[str, Any]) -> list[str]:
+  """Per-video model / copy-source (/ zero motion) pairs of the whole-frame and figure scores."""
+  pairs = (("L1", "l1", "l1_copy_source"), ("PSNR", "psnr_copy_frames", "psnr_copy_source"),
+           ("figure L1", "l1_figure", "l1_figure_copy_source"),
+           ("figure PSNR", "psnr_figure_copy_frames", "psnr_figure_copy_source"),
+           ("figure EPE", "epe_figure", "epe_figure_zero_motion"))
+  lines = ["| Video | " + " | ".join(f"{title} (model / {'zero motion' if 'EPE' in title else 'copy'})"
+                                     for title, _, _ in pairs) + " |",
+           "|" + "---|" * (len(pairs) + 1)]
+  for name, video in videos.items():
+    lines.append(f"| {name} | " + " | ".join(
+        f"{_cell(video[a], a)} / {_cell(video[b], b)}" for _, a, b in pairs) + " |")
+  return lines
 
 
 def format_markdown(results: dict[str, Any]) -> str:
@@ -384,7 +558,14 @@ def format_markdown(results: dict[str, Any]) -> str:
             "## Synthetic ground truth", "",
             "| " + " | ".join(f"{title} {arrow}" for _, title, arrow in GROUND_TRUTH_COLUMNS) + " |",
             "|" + "---|" * len(GROUND_TRUTH_COLUMNS),
-            "| " + " | ".join(_cell(mean[key], key) for key, _, _ in GROUND_TRUTH_COLUMNS) + " |"]
+            "| " + " | ".join(_cell(mean[key], key) for key, _, _ in GROUND_TRUTH_COLUMNS) + " |",
+            "", "## Model vs trivial baselines", "",
+            "Copy-source: the output is the source (frame 0 of the reference) for every frame. "
+            "Zero motion: the identity motion field. Same frames and pixels as the model; "
+            "figure: pixels labelled as figure in the target or the source frame (synthetic "
+            "ground truth). PSNR rows average over the frames the copy does not reproduce "
+            "exactly (all but the source frame itself).", ""]
+  lines += _baseline_table(mean)
   if results["not_computed"]:
     lines += ["", "## Not computed", ""]
     lines += [f"- {key}: {reason}" for key, reason in results["not_computed"].items()]
@@ -398,6 +579,7 @@ def format_markdown(results: dict[str, Any]) -> str:
   for name, video in results["videos"].items():
     lines.append(f"| {name} | {video['num_frames']} | " + " | ".join(
         _cell(video[key], key) for key, _, _ in video_columns) + " |")
+  lines += ["", "## Per video: model vs baselines", ""] + _per_video_baselines(results["videos"])
   lines += ["", "## Definitions", ""] + [f"- {key}: {text}" for key, text in DEFINITIONS.items()]
   return "\n".join(lines) + "\n"
 

@@ -157,7 +157,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                "max_consecutive_nonfinite", "eval_frames_per_video", "eval_batch_size"):
     _require(_is_int(config[name]) and config[name] >= 1, name,
              f"must be an integer >= 1, got {config[name]!r}")
-  for name in ("image_every_steps", "num_eval_videos"):
+  for name in ("image_every_steps", "num_eval_videos", "eval_every_steps"):
     _require(_is_int(config[name]) and config[name] >= 0, name,
              f"must be an integer >= 0, got {config[name]!r}")
 
@@ -479,25 +479,109 @@ class StopSignals:
 # Evaluation during training
 
 
+def _eval_ground_truth(ground_truth_dir, name: str, num_frames: int) -> dict | None:
+  """The synthetic ground truth of test video `name` (`<ground_truth_dir>/<name>.npz`: part_labels,
+  source_coords, source_visible), or None (no directory, no file, or another frame count)."""
+  if ground_truth_dir is None:
+    return None
+  from internet_jax.metrics import synthetic_gt  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.fspath(ground_truth_dir), f"{name}.npz")
+  if not os.path.isfile(path):
+    logging.warning("evaluation: no ground truth %s; no figure-region scores or motion EPE for "
+                    "this video", path)
+    return None
+  truth = synthetic_gt.load_ground_truth(path, keys=synthetic_gt.EPE_KEYS)
+  if len(truth["source_coords"]) != num_frames:
+    logging.warning("evaluation: %s has %d frames, the test video %d; not used", path,
+                    len(truth["source_coords"]), num_frames)
+    return None
+  return truth
+
+
 def evaluate_reconstruction(animator: animate.Animator, source, *, num_videos: int,
-                            frames_per_video: int) -> dict[str, float]:
+                            frames_per_video: int, ground_truth_dir=None) -> dict[str, float]:
   """Self-reconstruction (paper Sec. 4.1): source = frame 0, drive with evenly spaced frames.
 
-  Returns mean L1 on [0, 1] images and the mean confidence over the test videos used.
+  Every model score comes with its trivial baseline on the same frames, computed by the functions
+  `python -m internet_jax.evaluate` uses (`evaluate.frame_scores` / `mean_frame_scores`,
+  `synthetic_gt.motion_scores`; definitions in `evaluate.DEFINITIONS`), on the float output:
+    eval/l1, eval/l1_copy_source: L1 on [0, 1] of the model and of copy-source (output = frame 0);
+    eval/psnr, eval/psnr_copy_source, eval/psnr_copy_frames: PSNR (dB); the copy-source mean
+      leaves out the frames it reproduces exactly (frame 0), psnr_copy_frames is the model's
+      PSNR on those same frames;
+  with ground truth (`<ground_truth_dir>/<name>.npz`, the synthetic data's):
+    eval/l1_figure, eval/l1_figure_copy_source, eval/psnr_figure, eval/psnr_figure_copy_source,
+      eval/psnr_figure_copy_frames: the same on the figure region (pixels labelled as figure in
+      the target or the source frame);
+    eval/motion_epe, eval/motion_epe_zero_motion: EPE (px at the model resolution) of
+      `motion_full` and of the identity field against the exact frame t -> frame 0
+      correspondence, on the source-visible figure pixels (`epe_figure`), mean over videos;
+  and eval/mean_confidence. Means are over all frames used (the EPEs over videos).
   """
-  l1, confidence = [], []
+  from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from internet_jax.metrics import synthetic_gt  # pylint: disable=g-import-not-at-top
+  per_frame: dict[str, list] = {}
+  confidence = []
+  epe: dict[str, list] = {"eval/motion_epe": [], "eval/motion_epe_zero_motion": []}
   for video in range(min(num_videos, len(source))):
     count = source.num_frames(video)
     indices = np.linspace(0, count - 1, min(count, frames_per_video)).round().astype(int)
     driving = np.stack([source.read_frame(video, int(t)) for t in indices])
-    encoding = animator.encode(source.read_frame(video, 0))
+    source_frame = source.read_frame(video, 0)
+    encoding = animator.encode(source_frame)
+    truth = _eval_ground_truth(ground_truth_dir, source.video_name(video), count)
+    figure = (None if truth is None else
+              synthetic_gt.figure_mask(truth["part_labels"], driving.shape[1:3], indices))
+    motions = []
     for start, (valid, outputs) in zip(range(0, len(driving), animator.batch_size),
                                        animator.generate_chunks(encoding, driving)):
       target = driving[start:start + valid].astype(np.float32) / 255.0
-      l1.append(np.abs(np.asarray(outputs["prediction"][:valid]) - target).mean(axis=(1, 2, 3)))
+      chunk = evaluate_lib.frame_scores(
+          np.asarray(outputs["prediction"][:valid], np.float32), target,
+          source_frame.astype(np.float32) / 255.0, with_ssim=False, data_range=1.0,
+          figure=None if figure is None else figure[start:start + valid])
+      for key, value in chunk.items():
+        per_frame.setdefault(key, []).append(value)
       confidence.append(np.asarray(outputs["confidence"][:valid]).mean(axis=(1, 2, 3)))
-  return {"eval/l1": float(np.concatenate(l1).mean()),
-          "eval/mean_confidence": float(np.concatenate(confidence).mean())}
+      if truth is not None:
+        motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
+    if truth is not None:
+      motion = synthetic_gt.motion_scores(np.concatenate(motions), truth, frames=indices)
+      epe["eval/motion_epe"].append(motion["epe_figure"])
+      epe["eval/motion_epe_zero_motion"].append(motion["epe_figure_zero_motion"])
+  scores = {f"eval/{key}": value for key, value in
+            evaluate_lib.mean_frame_scores(per_frame, None).items() if value is not None}
+  for key, values in epe.items():
+    values = [v for v in values if not math.isnan(v)]  # NaN: no visible figure pixel at all
+    if values:
+      scores[key] = float(np.mean(values))
+  scores["eval/mean_confidence"] = float(np.concatenate(confidence).mean())
+  return scores
+
+
+# (title, model key, baseline key, baseline name, format, lower is better) of the log line.
+_EVAL_LOG_PAIRS = (
+    ("L1", "eval/l1", "eval/l1_copy_source", "copy-source", "{:.4f}", True),
+    ("PSNR", "eval/psnr_copy_frames", "eval/psnr_copy_source", "copy-source", "{:.2f} dB", False),
+    ("figure L1", "eval/l1_figure", "eval/l1_figure_copy_source", "copy-source", "{:.4f}", True),
+    ("figure PSNR", "eval/psnr_figure_copy_frames", "eval/psnr_figure_copy_source", "copy-source",
+     "{:.2f} dB", False),
+    ("motion EPE", "eval/motion_epe", "eval/motion_epe_zero_motion", "zero motion", "{:.3f} px",
+     True),
+)
+
+
+def format_eval_scores(scores: dict[str, float]) -> str:
+  """`evaluate_reconstruction`'s scores as one line, model (baseline), "WORSE" where the model
+  does not beat its baseline. PSNR: both over the frames the copy does not reproduce."""
+  parts = []
+  for title, model, baseline, name, fmt, lower in _EVAL_LOG_PAIRS:
+    if model in scores and baseline in scores:
+      a, b = scores[model], scores[baseline]
+      worse = a >= b if lower else a <= b
+      parts.append(f"{title} {fmt.format(a)} ({name} {fmt.format(b)}){' WORSE' if worse else ''}")
+  parts.append(f"mean confidence {scores['eval/mean_confidence']:.3f}")
+  return "; ".join(parts)
 
 
 def write_sample_animation(path: str, animator: animate.Animator, source, *, max_frames: int,
@@ -607,9 +691,12 @@ def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoc
     params = jax.device_get(state.ema_g_params if config.optimizer.ema_decay > 0 else state.g_params)
     animator = animate.Animator(generator, params, batch_size=config.eval_batch_size)
     if config.num_eval_videos > 0:  # 0: no evaluation (fast tests)
+      truth_dir = (os.path.join(config.data.manual_dir, "test")
+                   if config.data.name == "synthetic" else None)
       scores = evaluate_reconstruction(animator, test_source, num_videos=config.num_eval_videos,
-                                       frames_per_video=config.eval_frames_per_video)
-      logging.info("step %d: %s", step, scores)
+                                       frames_per_video=config.eval_frames_per_video,
+                                       ground_truth_dir=truth_dir)
+      logging.info("step %d evaluation, model (baseline): %s", step, format_eval_scores(scores))
       writer.write_scalars(step, scores)
     return animator
 
@@ -641,6 +728,9 @@ def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoc
       if step % config.checkpoint_every_steps == 0 or step == num_train_steps:
         checkpointing.save(manager, step, state, train_iter, config)
         last_saved = step
+      if (config.eval_every_steps > 0 and config.num_eval_videos > 0
+          and step % config.eval_every_steps == 0 and step != num_train_steps):
+        evaluate(step)  # the last step's evaluation follows the loop
       if stop.requested(step):
         if last_saved != step:
           checkpointing.save(manager, step, state, train_iter, config)

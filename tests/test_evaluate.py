@@ -27,7 +27,7 @@ TABLE_COLUMNS = ("MS-SSIM ↑", "FID ↓", "LPIPS ↓", "SSIM ↑", "PSNR ↑", 
                  "Act-Recog-L1 ↓", "Interp-PSNR (flow) ↑", "E_temp ↓", "FVD ↓")
 MEAN_KEYS = {"ms_ssim", "fid", "lpips", "ssim", "psnr", "l1", "interp_psnr", "act_recog_l1",
              "interp_psnr_flow", "e_temp", "fvd", "epe", "temporal_error_gt", "interp_psnr_self",
-             "interp_psnr_flow_self", "e_temp_valid"}
+             "interp_psnr_flow_self", "e_temp_valid"} | set(evaluate.BASELINE_KEYS)
 NETWORK_KEYS = ("fid", "lpips", "act_recog_l1", "fvd", "interp_psnr", "interp_psnr_self")
 
 
@@ -103,7 +103,17 @@ def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folder
   assert results["videos"]["clip_b"]["temporal_error_gt"].startswith("not computed")
   assert mean["temporal_error_gt"] == results["videos"]["clip_a"]["temporal_error_gt"]
   assert any(note.startswith("temporal_error_gt: mean over 1 of 2") for note in results["notes"])
-  assert set(results["not_computed"]) == set(NETWORK_KEYS) | {"ms_ssim", "epe"}
+  assert set(results["not_computed"]) == set(NETWORK_KEYS) | {
+      "ms_ssim", "epe", "ms_ssim_copy_source", "lpips_copy_source", "epe_zero_motion",
+      "epe_figure", "epe_figure_zero_motion"}
+  # Copy-source (frame 0 for every frame) beside every per-frame score; figure region where the
+  # ground truth is (clip_a only).
+  copy = np.broadcast_to(real[0], real.shape)
+  assert video["l1_copy_source"] == pytest.approx(image.l1(copy, real).mean(), abs=1e-12)
+  assert video["ssim_copy_source"] == pytest.approx(image.ssim(copy, real).mean(), abs=1e-9)
+  assert results["videos"]["clip_a"]["l1_figure"] > results["videos"]["clip_a"]["l1"]
+  assert video["l1_figure"].startswith("not computed: no synthetic ground truth")
+  assert "| L1 ↓ | whole frame |" in markdown and "## Per video: model vs baselines" in markdown
   assert "not computed" in markdown and "no weights given (--lpips_weights)" in markdown
 
 
@@ -216,6 +226,11 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path):
   assert 0.0 <= video["epe"] < 32.0
   assert 0.0 <= video["temporal_error_gt"] < 1.0
   assert 0.0 < video["l1"] < 1.0 and -1.0 < video["ssim"] <= 1.0
+  # Zero motion on the same pixels as the model's EPE; the figure's share is the harder part
+  # (the static background is exact for zero motion).
+  assert 0.0 < video["epe_zero_motion"] < video["epe_figure_zero_motion"] < 32.0
+  assert 0.0 <= video["epe_figure"] < 32.0
+  assert 0.0 < video["l1_figure_copy_source"] < 1.0 and 0.0 < video["l1_figure"] < 1.0
 
   # The reconstruction is the Animator's (absolute motion, source = frame 0) with the restored
   # generator, and the motion field comes with it.
@@ -227,6 +242,8 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path):
   np.testing.assert_array_equal(generated, Animator(generator, params, 4).animate(frames[0], frames))
   assert motion_full.shape == (12, 32, 32, 2)
   assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
+  copy = np.broadcast_to(frames[0], frames.shape)  # copy-source: the source for every frame
+  assert video["l1_copy_source"] == pytest.approx(image.l1(copy, frames).mean(), abs=1e-9)
 
 
 def _zero_frame_mp4(path):

@@ -27,6 +27,15 @@ Arithmetic is float64, one frame at a time (OpenCV filtering, numpy arithmetic).
 * `psnr`: 10 log10(L^2 / MSE) over all pixels and channels of a frame, as
   `skimage.metrics.peak_signal_noise_ratio(a, b, data_range=255)`; identical frames give +inf.
 * `l1`: mean |a - b| over pixels and channels on [0, 1] images (FOMM's reconstruction L1).
+
+Region-restricted versions take a (..., H, W) bool mask and give NaN for a frame whose mask is
+empty (the callers average over the frames that have one):
+* `masked_l1`: mean |a - b| / L over the masked pixels and all channels.
+* `masked_psnr`: 10 log10(L^2 / MSE), the MSE over the masked pixels and all channels.
+* `masked_ssim`: the mean of `ssim`'s local SSIM map (channels averaged) over the window
+  positions whose centre pixel is masked; only "valid" positions exist (centres at least 5 px
+  from the border), and a window centred near the mask's edge also sees the 5 px around it.
+  An all-True mask gives `ssim` (to rounding).
 """
 
 from __future__ import annotations
@@ -73,10 +82,10 @@ def _filter_valid(image: np.ndarray) -> np.ndarray:
   return filtered.reshape(image.shape)[pad:-pad, pad:-pad]
 
 
-def _ssim_terms(x: np.ndarray, y: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
-  """Per-channel means over valid positions of the SSIM map and the contrast-structure map.
+def _ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
+  """The SSIM map and the contrast-structure map at the valid positions.
 
-  x, y: float64 (H, W, C). Returns two (C,) arrays.
+  x, y: float64 (H, W, C). Returns two (H - 10, W - 10, C) arrays.
   """
   # One frame at a time: a 512^2 frame's temporaries stay in cache, ~2x faster than whole stacks.
   c1 = (K1 * data_range) ** 2
@@ -90,7 +99,16 @@ def _ssim_terms(x: np.ndarray, y: np.ndarray, data_range: float) -> tuple[np.nda
   cov2 = 2.0 * (_filter_valid(x * y) - mu_xy)
   cs = (cov2 + c2) / (var_sum + c2)
   luminance = (2.0 * mu_xy + c1) / (mu_xx + mu_yy + c1)
-  return (luminance * cs).mean(axis=(0, 1)), cs.mean(axis=(0, 1))
+  return luminance * cs, cs
+
+
+def _ssim_terms(x: np.ndarray, y: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel means over valid positions of the SSIM map and the contrast-structure map.
+
+  x, y: float64 (H, W, C). Returns two (C,) arrays.
+  """
+  full, cs = _ssim_maps(x, y, data_range)
+  return full.mean(axis=(0, 1)), cs.mean(axis=(0, 1))
 
 
 def _flatten(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -172,3 +190,56 @@ def l1(a, b, data_range: float = 255.0) -> np.ndarray:
   a, b = _check_pair(a, b, "l1")
   diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
   return np.mean(diff, axis=(-3, -2, -1)) / data_range
+
+
+def _check_mask(a: np.ndarray, mask, name: str) -> np.ndarray:
+  mask = np.asarray(mask)
+  if mask.dtype != bool or mask.shape != a.shape[:-1]:
+    raise ValueError(f"{name}: expected a bool mask of shape {a.shape[:-1]}, got {mask.dtype} "
+                     f"{mask.shape}")
+  return mask
+
+
+def masked_l1(a, b, mask, data_range: float = 255.0) -> np.ndarray:
+  """Per-frame mean |a - b| / data_range over the masked pixels (all channels); NaN if none."""
+  a, b = _check_pair(a, b, "masked_l1")
+  mask = _check_mask(a, mask, "masked_l1")
+  diff = np.abs(a.astype(np.float64) - b.astype(np.float64)).sum(axis=-1)
+  count = mask.sum(axis=(-2, -1)) * a.shape[-1]
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(mask, diff, 0.0).sum(axis=(-2, -1)) / count / data_range
+
+
+def masked_psnr(a, b, mask, data_range: float = 255.0) -> np.ndarray:
+  """Per-frame PSNR in dB over the masked pixels (all channels); +inf where they are identical,
+  NaN for an empty mask."""
+  a, b = _check_pair(a, b, "masked_psnr")
+  mask = _check_mask(a, mask, "masked_psnr")
+  diff = a.astype(np.float64) - b.astype(np.float64)
+  count = mask.sum(axis=(-2, -1)) * a.shape[-1]
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mse = np.where(mask, (diff * diff).sum(axis=-1), 0.0).sum(axis=(-2, -1)) / count
+    return np.where(count > 0, 10.0 * np.log10(data_range ** 2 / mse), np.nan)
+
+
+def masked_ssim(a, b, mask, data_range: float = 255.0) -> np.ndarray:
+  """Per-frame mean of the SSIM map over the valid window positions whose centre is masked (the
+  module docstring); NaN where no such position exists."""
+  a, b = _check_pair(a, b, "masked_ssim")
+  mask = _check_mask(a, mask, "masked_ssim")
+  if min(a.shape[-3:-1]) < WINDOW_SIZE:
+    raise ValueError(f"masked_ssim: frames {a.shape[-2]}x{a.shape[-3]} are smaller than the "
+                     f"{WINDOW_SIZE}x{WINDOW_SIZE} window")
+  x, lead = _flatten(a)
+  y, _ = _flatten(b)
+  masks = mask.reshape((-1,) + mask.shape[-2:])
+  pad = WINDOW_SIZE // 2
+  values = []
+  for xi, yi, mi in zip(x, y, masks):
+    centres = mi[pad:-pad, pad:-pad]
+    if not centres.any():
+      values.append(np.nan)
+      continue
+    full, _ = _ssim_maps(xi.astype(np.float64), yi.astype(np.float64), data_range)
+    values.append(full.mean(axis=-1)[centres].mean())
+  return np.asarray(values, np.float64).reshape(lead)

@@ -19,7 +19,18 @@ R = S the taps fall on the pixels and the ground truth is used exactly.
 * `motion_epe`: the model's `motion_full` for driving frame t holds, per output pixel z,
   normalised align-corners coordinates F(z) in the source = frame 0 (DESIGN §4). In pixels at R,
   x = (F_x + 1) (R - 1) / 2. EPE = mean over all frames and all source-visible pixels of
-  || F_px(z) - source_coords_R(z) ||_2, in pixels at the model resolution R.
+  || F_px(z) - source_coords_R(z) ||_2, in pixels at the model resolution R. `source_visible` is
+  True on the figure where the surface point is visible in frame 0 *and* on the background
+  wherever background owns the pixel in both frames (its correspondence is the pixel itself, the
+  background being static), so `epe` is dominated by static background on small frames;
+  `epe_figure` is the same mean over the source-visible figure pixels only (part_labels[t] != 0).
+* `motion_scores`: `motion_epe` of the model's field and of zero motion (the identity field,
+  F(z) = z: "the driving frame is the source"), so both are averaged over the same pixels.
+* `figure_mask`: the figure region of a target frame t for an animation of frame 0: the pixels
+  where the part labels of frame t OR of frame 0 are non-zero (so that a copy of the source is
+  also scored where its figure lies on the target's background). At R != S an R pixel belongs to
+  it if its area, [i S/R, (i + 1) S/R) per axis, overlaps a figure pixel of S (the area rule by
+  which INTER_AREA reaches R: such a pixel's colour carries figure colour).
 * `true_temporal_error`: with the exact forward flow f (frame t-1 -> t, on t-1's grid), the
   generated O_t warped to t-1, O_t(p + f(p)) (`geometry.warp`), against O_{t-1}(p): the per-pixel
   Euclidean RGB distance on [0, 1] (E_temp's distance), averaged over all pairs and all pixels
@@ -119,8 +130,9 @@ def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visibl
       every pixel of driving frame t (the model's `motion_full`).
     source_coords, source_visible, part_labels: the ground truth (T, S, S, ...) of the video.
   Returns:
-    dict(epe (px at R, mean over all visible pixels of all frames), epe_per_frame (T,) (NaN for a
-    frame without visible pixels), visible_fraction).
+    dict(epe (px at R, mean over all visible pixels of all frames, background included),
+    epe_per_frame (T,) (NaN for a frame without visible pixels), visible_fraction, epe_figure
+    (the mean over the visible figure pixels only; NaN if there are none), figure_visible_fraction).
   """
   motion_full = np.asarray(motion_full, np.float32)
   if motion_full.ndim != 4 or motion_full.shape[-1] != 2:
@@ -134,15 +146,81 @@ def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visibl
   predicted = (motion_full + 1.0) * np.array([(width - 1) / 2.0, (height - 1) / 2.0], np.float32)
   target = _to_model_positions(resample_field(source_coords, shape_to), shape_from, shape_to)
   visible = resample_mask(source_visible.astype(bool), part_labels, shape_to)
+  # Every tap of a kept R pixel carries one label, so a figure pixel's taps are all figure.
+  figure = resample_mask(source_visible.astype(bool) & (part_labels != 0), part_labels, shape_to)
   error = np.linalg.norm(predicted - target, axis=-1)
   counts = visible.sum(axis=(1, 2))
   sums = np.where(visible, error, 0.0).sum(axis=(1, 2), dtype=np.float64)
   with np.errstate(invalid="ignore", divide="ignore"):
     per_frame = sums / counts
   total = counts.sum()
+  figure_total = figure.sum()
+  figure_sum = np.where(figure, error, 0.0).sum(dtype=np.float64)
   return {"epe": float(sums.sum() / total) if total else float("nan"),
           "epe_per_frame": per_frame,
-          "visible_fraction": float(total / visible.size)}
+          "visible_fraction": float(total / visible.size),
+          "epe_figure": float(figure_sum / figure_total) if figure_total else float("nan"),
+          "figure_visible_fraction": float(figure_total / figure.size)}
+
+
+def identity_motion(num_frames: int, height: int, width: int) -> np.ndarray:
+  """(T, H, W, 2) zero motion in `motion_full`'s convention: every pixel's own normalised
+  align-corners position (x, y) = (j, i) * 2 / (size - 1) - 1."""
+  xs = np.linspace(-1.0, 1.0, width, dtype=np.float32) if width > 1 else np.zeros(1, np.float32)
+  ys = np.linspace(-1.0, 1.0, height, dtype=np.float32) if height > 1 else np.zeros(1, np.float32)
+  grid = np.stack(np.meshgrid(xs, ys), axis=-1)
+  return np.broadcast_to(grid, (num_frames, height, width, 2))
+
+
+def _select(array: np.ndarray, frames) -> np.ndarray:
+  return array if frames is None else array[np.asarray(frames, np.int64)]
+
+
+def motion_scores(motion_full: np.ndarray, truth: dict, frames=None) -> dict[str, float]:
+  """The model's EPE and the zero-motion EPE, both by `motion_epe` on the same pixels.
+
+  Args:
+    motion_full: (T', R, R, 2) the model's field for driving frames `frames` (default: all).
+    truth: `load_ground_truth`'s arrays (source_coords, source_visible, part_labels) of the video.
+    frames: the ground-truth frame index of each of the T' driving frames.
+  Returns:
+    dict(epe, epe_zero_motion (all source-visible pixels, background included), epe_figure,
+    epe_figure_zero_motion (source-visible figure pixels)), px at R.
+  """
+  coords = _select(truth["source_coords"], frames)
+  visible = _select(truth["source_visible"], frames)
+  labels = _select(truth["part_labels"], frames)
+  model = motion_epe(motion_full, coords, visible, labels)
+  zero = motion_epe(identity_motion(*np.shape(motion_full)[:3]), coords, visible, labels)
+  return {"epe": model["epe"], "epe_zero_motion": zero["epe"],
+          "epe_figure": model["epe_figure"], "epe_figure_zero_motion": zero["epe_figure"]}
+
+
+def _area_overlap(size_from: int, size_to: int) -> np.ndarray:
+  """(size_to, size_from) float32: 1 where R pixel i's area [i S/R, (i + 1) S/R) overlaps S
+  pixel j's [j, j + 1) (integer arithmetic, so R = S is exactly the identity)."""
+  i = np.arange(size_to)[:, None]
+  j = np.arange(size_from)[None, :]
+  return ((j * size_to < (i + 1) * size_from) & ((j + 1) * size_to > i * size_from)).astype(
+      np.float32)
+
+
+def figure_mask(part_labels: np.ndarray, shape_to: tuple[int, int], frames=None) -> np.ndarray:
+  """(T', R_h, R_w) bool: the figure region of each target frame (module docstring): part labels
+  of frame t or of the source frame 0 non-zero, brought to R by the area-overlap rule.
+
+  Args:
+    part_labels: (T, S_h, S_w) the ground truth's labels.
+    shape_to: (R_h, R_w), the frames' resolution.
+    frames: the ground-truth index of each target frame (default: all T).
+  """
+  labels = np.asarray(part_labels)
+  figure = (_select(labels, frames) != 0) | (labels[0] != 0)[None]
+  if tuple(figure.shape[1:]) == tuple(shape_to):
+    return figure
+  rows = _area_overlap(figure.shape[1], shape_to[0])
+  cols = _area_overlap(figure.shape[2], shape_to[1])
+  return (rows @ figure.astype(np.float32) @ cols.T) > 0
 
 
 def _any_tap(mask: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -1,0 +1,370 @@
+"""Trivial baselines beside every model score: copy-source, the figure region and zero motion, in
+`evaluate` (both modes share `frame_scores`) and in training's evaluation, on hand-built cases
+whose answers follow from independent numpy formulas."""
+
+import copy
+import json
+
+import cv2
+import numpy as np
+import pytest
+from scipy import signal
+
+from internet_jax import evaluate, train
+from internet_jax.metrics import image, synthetic_gt
+
+
+def _frames(num_frames=3, size=16, seed=0):
+  """A textured reference video whose frames differ (brightness steps and a moving bar)."""
+  rng = np.random.default_rng(seed)
+  base = rng.integers(40, 200, (size, size, 3)).astype(np.int64)
+  frames = []
+  for t in range(num_frames):
+    frame = base + 7 * t
+    frame[:, 2 + 3 * t:4 + 3 * t] = 250
+    frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+  return np.stack(frames)
+
+
+def _masked_l1(a, b, mask):
+  return np.abs(a[mask].astype(float) - b[mask].astype(float)).mean() / 255.0
+
+
+def _masked_psnr(a, b, mask):
+  d = a[mask].astype(float) - b[mask].astype(float)
+  return 10 * np.log10(255.0 ** 2 / np.mean(d * d))
+
+
+# ---------------------------------------------------------------------------------------------
+# Masked metrics
+
+
+def test_masked_l1_and_psnr_are_the_plain_formulas_over_the_mask():
+  rng = np.random.default_rng(1)
+  a = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+  b = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+  mask = rng.random((3, 12, 12)) < 0.3
+  mask[2] = False
+  l1 = image.masked_l1(a, b, mask)
+  psnr = image.masked_psnr(a, b, mask)
+  for t in range(2):
+    assert l1[t] == pytest.approx(_masked_l1(a[t], b[t], mask[t]), rel=1e-12)
+    assert psnr[t] == pytest.approx(_masked_psnr(a[t], b[t], mask[t]), rel=1e-12)
+  assert np.isnan(l1[2]) and np.isnan(psnr[2])  # an empty region has no score
+  everywhere = np.ones((3, 12, 12), bool)
+  np.testing.assert_allclose(image.masked_l1(a, b, everywhere), image.l1(a, b), rtol=1e-12)
+  np.testing.assert_allclose(image.masked_psnr(a, b, everywhere), image.psnr(a, b), rtol=1e-12)
+  assert image.masked_psnr(a, a, mask)[0] == np.inf
+  with pytest.raises(ValueError, match="bool mask"):
+    image.masked_l1(a, b, mask[:, :6])
+
+
+def _ssim_map(x, y):
+  """Wang et al. 2004 SSIM map, channels averaged, by 2D 'valid' convolution (scipy)."""
+  radius, sigma = 5, 1.5
+  w = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+  kernel = np.outer(w, w) / np.outer(w, w).sum()
+  c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+  maps = []
+  for c in range(x.shape[-1]):
+    xc, yc = x[..., c].astype(float), y[..., c].astype(float)
+    f = lambda z: signal.convolve2d(z, kernel, mode="valid")  # noqa: E731
+    mx, my = f(xc), f(yc)
+    vx, vy, cov = f(xc * xc) - mx * mx, f(yc * yc) - my * my, f(xc * yc) - mx * my
+    maps.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+  return np.mean(maps, axis=0)
+
+
+def test_masked_ssim_averages_the_ssim_map_over_window_centres_in_the_mask():
+  rng = np.random.default_rng(2)
+  a = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+  b = a.copy()
+  b[:, :, 14:] = rng.integers(0, 256, (2, 24, 10, 3))  # the right part differs
+  mask = np.zeros((2, 24, 24), bool)
+  mask[0, 6:18, 5:9] = True  # windows centred here reach column 13 at most: identical pixels
+  mask[1, 3:20, 8:20] = True
+  values = image.masked_ssim(a, b, mask)
+  assert values[0] == pytest.approx(1.0, abs=1e-12)
+  expected = _ssim_map(a[1], b[1])[mask[1, 5:-5, 5:-5]].mean()
+  assert values[1] == pytest.approx(expected, abs=1e-9) and values[1] < 0.9
+  np.testing.assert_allclose(image.masked_ssim(a, b, np.ones((2, 24, 24), bool)),
+                             image.ssim(a, b), atol=1e-12)
+  border_only = np.zeros((1, 24, 24), bool)
+  border_only[0, :5] = True  # no valid window centre there
+  assert np.isnan(image.masked_ssim(a[:1], b[:1], border_only)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure region and zero motion
+
+
+def test_figure_mask_is_target_or_source_labels_at_any_resolution():
+  labels = np.zeros((3, 8, 8), np.uint8)
+  labels[0, 1:3, 1:3] = 2  # the source's figure
+  labels[2, 5:7, 4:7] = 1
+  mask = synthetic_gt.figure_mask(labels, (8, 8), frames=[0, 2])
+  expected = np.zeros((2, 8, 8), bool)
+  expected[:, 1:3, 1:3] = True
+  expected[1, 5:7, 4:7] = True
+  np.testing.assert_array_equal(mask, expected)
+
+  one = np.zeros((1, 8, 8), np.uint8)
+  one[0, 3, 5] = 4
+  half = synthetic_gt.figure_mask(one, (4, 4))  # R pixel (1, 2) covers S rows 2-3, cols 4-5
+  assert half.shape == (1, 4, 4) and np.argwhere(half[0]).tolist() == [[1, 2]]
+  double = synthetic_gt.figure_mask(one, (16, 16))  # S pixel (3, 5) is R rows 6-7, cols 10-11
+  assert np.argwhere(double[0]).tolist() == [[6, 10], [6, 11], [7, 10], [7, 11]]
+  third = synthetic_gt.figure_mask(one, (3, 3))  # areas [0, 8/3), [8/3, 16/3), [16/3, 8)
+  assert np.argwhere(third[0]).tolist() == [[1, 1], [1, 2]]
+
+
+def _translation_truth(size=16, num_frames=3, shift=(2, 4), block=4, corner=2):
+  """A square figure translating by `shift` px per frame; everything visible (as the renderer:
+  background is visible with its own position as correspondence)."""
+  labels = np.zeros((num_frames, size, size), np.uint8)
+  grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).astype(np.float32)
+  coords = np.repeat(grid[None], num_frames, 0)
+  for t in range(num_frames):
+    x0, y0 = corner + shift[0] * t, corner + shift[1] * t
+    labels[t, y0:y0 + block, x0:x0 + block] = 1
+    coords[t, y0:y0 + block, x0:x0 + block] -= np.array(shift, np.float32) * t
+  return {"part_labels": labels, "source_coords": coords,
+          "source_visible": np.ones((num_frames, size, size), bool)}
+
+
+def _normalised(coords_px, size):
+  return coords_px * 2.0 / (size - 1) - 1.0
+
+
+def test_zero_motion_epe_is_the_mean_displacement_norm_of_a_known_translation():
+  truth = _translation_truth()
+  norm = float(np.hypot(2, 4))
+  exact = _normalised(truth["source_coords"], 16)
+  scores = synthetic_gt.motion_scores(exact, truth)
+  assert scores["epe"] == pytest.approx(0, abs=1e-5)
+  assert scores["epe_figure"] == pytest.approx(0, abs=1e-5)
+  # Frames 0, 1, 2 displaced by 0, |d|, 2|d|, 16 figure pixels each.
+  assert scores["epe_figure_zero_motion"] == pytest.approx(norm, rel=1e-6)
+  # All visible pixels: the figure's error spread over 3 * 256 pixels (background error 0).
+  assert scores["epe_zero_motion"] == pytest.approx(norm * 3 * 16 / (3 * 256), rel=1e-6)
+  # Chosen frames only, and the field of a model that stays 1 px off in x.
+  off = exact[[2]] + np.array([2.0 / 15, 0.0], np.float32)
+  chosen = synthetic_gt.motion_scores(off, truth, frames=[2])
+  assert chosen["epe_figure"] == pytest.approx(1.0, rel=1e-5)
+  assert chosen["epe_figure_zero_motion"] == pytest.approx(2 * norm, rel=1e-6)
+  # At half the rendered resolution displacements halve (the renderer's 16 px -> 8 px).
+  half = synthetic_gt.motion_scores(synthetic_gt.identity_motion(2, 8, 8),
+                                    _translation_truth(num_frames=2))
+  assert half["epe_figure_zero_motion"] == pytest.approx(norm / 2 / 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: frame_scores and the reports
+
+
+def test_frame_scores_give_copy_source_and_figure_scores_of_the_formulas():
+  reference = _frames()
+  rng = np.random.default_rng(3)
+  generated = np.clip(reference + rng.integers(-20, 20, reference.shape), 0, 255).astype(np.uint8)
+  figure = np.zeros((3, 16, 16), bool)
+  figure[:, 4:12, 3:9] = True
+  figure[2, 0:2] = True
+  scores = evaluate.frame_scores(generated, reference, reference[0], figure=figure)
+  everywhere = np.ones((16, 16), bool)
+  for t in range(3):
+    assert scores["l1_copy_source"][t] == pytest.approx(
+        _masked_l1(reference[0], reference[t], everywhere), rel=1e-12)
+    assert scores["l1_figure_copy_source"][t] == pytest.approx(
+        _masked_l1(reference[0], reference[t], figure[t]), rel=1e-12)
+    assert scores["l1_figure"][t] == pytest.approx(
+        _masked_l1(generated[t], reference[t], figure[t]), rel=1e-12)
+    assert scores["psnr_figure"][t] == pytest.approx(
+        _masked_psnr(generated[t], reference[t], figure[t]), rel=1e-12)
+  assert scores["psnr_copy_source"][0] == np.inf
+  assert scores["ssim_copy_source"][0] == pytest.approx(1.0, abs=1e-12)
+
+  mean = evaluate.mean_frame_scores(scores, "none")
+  # The copy's PSNR leaves out frame 0 (the source itself); the model's is also given there.
+  copy_psnr = [_masked_psnr(reference[0], reference[t], everywhere) for t in (1, 2)]
+  model_psnr = [_masked_psnr(generated[t], reference[t], everywhere) for t in range(3)]
+  assert mean["psnr_copy_source"] == pytest.approx(np.mean(copy_psnr), rel=1e-12)
+  assert mean["psnr_copy_frames"] == pytest.approx(np.mean(model_psnr[1:]), rel=1e-12)
+  assert mean["psnr"] == pytest.approx(np.mean(model_psnr), rel=1e-12)
+  assert mean["l1_copy_source"] == pytest.approx(np.mean(
+      [_masked_l1(reference[0], reference[t], everywhere) for t in range(3)]), rel=1e-12)
+
+
+def _write_case(root, reference, generated, labels):
+  """PNG folders reference/clip and generated/clip, and a hand-made reference/clip.npz."""
+  for name, frames in (("reference", reference), ("generated", generated)):
+    folder = root / name / "clip"
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(frames):
+      cv2.imwrite(str(folder / f"{t:07d}.png"), frame[..., ::-1])
+  t, h, w = labels.shape
+  grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float32)
+  np.savez_compressed(root / "reference" / "clip.npz", part_labels=labels,
+                      source_coords=np.repeat(grid[None], t, 0),
+                      source_visible=np.ones((t, h, w), bool),
+                      flow_forward=np.zeros((t - 1, h, w, 2), np.float32),
+                      valid_forward=np.ones((t - 1, h, w), bool), mixed=np.zeros((t, h, w), bool))
+
+
+def test_folders_mode_reports_every_score_beside_its_baselines(tmp_path):
+  reference = _frames(num_frames=3, size=32)
+  generated = np.stack([cv2.GaussianBlur(f, (5, 5), 0) for f in reference])
+  labels = np.zeros((3, 32, 32), np.uint8)
+  labels[0, 8:20, 6:14] = 1
+  labels[1, 10:24, 12:20] = 3
+  labels[2, 4:12, 20:28] = 2
+  _write_case(tmp_path, reference, generated, labels)
+  results = evaluate.evaluate_folders(tmp_path / "generated", tmp_path / "reference",
+                                      output_dir=tmp_path / "out",
+                                      options=evaluate.Options(flow_preset="ultrafast"))
+  saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+  video = saved["videos"]["clip"]
+  union = (labels != 0) | (labels[0] != 0)
+  everywhere = np.ones((32, 32), bool)
+  assert video["l1_copy_source"] == pytest.approx(
+      np.mean([_masked_l1(reference[0], reference[t], everywhere) for t in range(3)]), rel=1e-9)
+  assert video["l1_figure"] == pytest.approx(
+      np.mean([_masked_l1(generated[t], reference[t], union[t]) for t in range(3)]), rel=1e-9)
+  assert video["l1_figure_copy_source"] == pytest.approx(
+      np.mean([_masked_l1(reference[0], reference[t], union[t]) for t in range(3)]), rel=1e-9)
+  assert video["psnr_figure_copy_source"] == pytest.approx(
+      np.mean([_masked_psnr(reference[0], reference[t], union[t]) for t in (1, 2)]), rel=1e-9)
+  # The exact flow is zero here: a static output (copy-source) then has no true temporal error.
+  assert video["temporal_error_gt_copy_source"] == pytest.approx(0.0, abs=1e-5)
+  assert video["temporal_error_gt"] > 0.01  # the blurred reference does change
+  assert saved["mean"]["l1_copy_source"] == video["l1_copy_source"]
+  for key in evaluate.MOTION_KEYS:  # folders carry no motion field
+    assert video[key].startswith("not computed: needs the predicted motion field")
+  markdown = (tmp_path / "out" / "metrics.md").read_text()
+  assert "## Model vs trivial baselines" in markdown
+  row = next(line for line in markdown.splitlines() if line.startswith("| L1 ↓ | figure |"))
+  assert row == (f"| L1 ↓ | figure | {results['mean']['l1_figure']:.4f} | "
+                 f"{results['mean']['l1_figure_copy_source']:.4f} | — |")
+  assert "| EPE (px) ↓ | source-visible figure pixels | not computed | — | not computed |" in markdown
+  for key in ("l1_figure", "epe_zero_motion", "epe_figure", "psnr_copy_source"):
+    assert key in saved["definitions"]
+
+
+def test_folders_mode_without_ground_truth_names_the_missing_figure_scores(tmp_path):
+  reference = _frames(num_frames=3, size=16)
+  _write_case(tmp_path, reference, reference, np.zeros((3, 16, 16), np.uint8))
+  (tmp_path / "reference" / "clip.npz").unlink()
+  results = evaluate.evaluate_folders(tmp_path / "generated", tmp_path / "reference",
+                                      output_dir=tmp_path / "out",
+                                      options=evaluate.Options(flow_preset="ultrafast"))
+  video = results["videos"]["clip"]
+  assert video["l1"] == 0.0 and video["l1_copy_source"] > 0
+  for key in ("l1_figure", "l1_figure_copy_source", "psnr_figure", "ssim_figure_copy_source",
+              "epe_zero_motion", "temporal_error_gt_copy_source"):
+    assert video[key].startswith("not computed: no synthetic ground truth"), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Training-time evaluation
+
+
+class _Source:
+  def __init__(self, frames, name="clip"):
+    self.frames, self.name = frames, name
+
+  def __len__(self):
+    return 1
+
+  def num_frames(self, video):
+    return len(self.frames)
+
+  def video_name(self, video):
+    return self.name
+
+  def read_frame(self, video, t):
+    return self.frames[t]
+
+
+class _Animator:
+  """Predicts a constant grey frame; its motion field is the ground truth's exact one."""
+  batch_size = 2
+
+  def __init__(self, motion, first):
+    self.motion = motion  # (T, H, W, 2) for every frame of the video
+    self.first = first  # the corner pixel of frame 0; frame t's is first + 7 t
+    self.driven = []
+
+  def encode(self, frame):
+    return frame
+
+  def generate_chunks(self, encoding, driving):
+    for start in range(0, len(driving), self.batch_size):
+      chunk = driving[start:start + self.batch_size]
+      # The driving frame's index in the video (frames are distinct by construction).
+      indices = [int(round((f[0, 0, 0] - self.first) / 7)) for f in chunk]
+      self.driven += indices
+      yield len(chunk), {"prediction": np.full(chunk.shape, 0.5, np.float32),
+                         "confidence": np.ones(chunk.shape[:3] + (1,), np.float32),
+                         "motion_full": self.motion[indices]}
+
+
+def test_training_evaluation_logs_copy_source_figure_and_zero_motion(tmp_path):
+  size, count = 16, 5
+  truth = _translation_truth(size=size, num_frames=count, shift=(1, 2), block=4, corner=2)
+  frames = np.full((count, size, size, 3), 60, np.uint8) + (7 * np.arange(count, dtype=np.uint8)
+                                                            )[:, None, None, None]
+  for t in range(count):
+    frames[t][truth["part_labels"][t] != 0] = 200
+  np.savez_compressed(tmp_path / "clip.npz", **truth)
+  animator = _Animator(_normalised(truth["source_coords"], size), int(frames[0, 0, 0, 0]))
+  scores = train.evaluate_reconstruction(animator, _Source(frames), num_videos=3,
+                                         frames_per_video=3, ground_truth_dir=tmp_path)
+  indices = [0, 2, 4]
+  assert animator.driven == indices
+  targets = frames[indices].astype(float) / 255.0
+  source = frames[0].astype(float) / 255.0
+  union = (truth["part_labels"][indices] != 0) | (truth["part_labels"][0] != 0)
+  assert scores["eval/l1"] == pytest.approx(np.abs(0.5 - targets).mean(), rel=1e-6)
+  assert scores["eval/l1_copy_source"] == pytest.approx(np.abs(source - targets).mean(), rel=1e-6)
+  assert scores["eval/l1_figure_copy_source"] == pytest.approx(np.mean(
+      [np.abs(source - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
+  assert scores["eval/l1_figure"] == pytest.approx(np.mean(
+      [np.abs(0.5 - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
+  figure_psnr = [10 * np.log10(1 / np.mean((source - targets[i])[union[i]] ** 2)) for i in (1, 2)]
+  assert scores["eval/psnr_figure_copy_source"] == pytest.approx(np.mean(figure_psnr), rel=1e-5)
+  assert scores["eval/motion_epe"] == pytest.approx(0.0, abs=1e-5)
+  # Frames 0, 2, 4 are displaced by 0, 2|d|, 4|d| with |d| = sqrt(5), 16 figure pixels each.
+  assert scores["eval/motion_epe_zero_motion"] == pytest.approx(2 * np.sqrt(5), rel=1e-6)
+  line = train.format_eval_scores(scores)
+  assert f"L1 {scores['eval/l1']:.4f} (copy-source {scores['eval/l1_copy_source']:.4f}) WORSE" in line
+  assert "motion EPE 0.000 px (zero motion 4.472 px);" in line
+
+  # Without ground truth (another dataset): the whole-frame pair only.
+  plain = train.evaluate_reconstruction(_Animator(animator.motion, animator.first),
+                                        _Source(frames), num_videos=1, frames_per_video=3)
+  assert "eval/l1_figure" not in plain and "eval/motion_epe" not in plain
+  assert plain["eval/l1_copy_source"] == scores["eval/l1_copy_source"]
+
+
+def test_eval_every_steps_is_validated_and_adds_evaluations(tiny_config, tmp_path, monkeypatch):
+  for bad in (-1, -5):
+    config = copy.deepcopy(tiny_config)
+    config.eval_every_steps = bad
+    with pytest.raises(ValueError, match=r"config\.eval_every_steps"):
+      train.validate_config(config)
+  calls = []
+  real = train.evaluate_reconstruction
+
+  def recording(*args, **kwargs):
+    calls.append(real(*args, **kwargs))
+    return calls[-1]
+
+  monkeypatch.setattr(train, "evaluate_reconstruction", recording)
+  config = copy.deepcopy(tiny_config)
+  config.eval_every_steps, config.sample_animation, config.image_every_steps = 1, False, 0
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert len(calls) == 3  # steps 0 and 1, and the end (step 2) once
+  for scores in calls:  # the synthetic test video's ground truth is found and used
+    assert {"eval/l1_copy_source", "eval/l1_figure", "eval/l1_figure_copy_source",
+            "eval/psnr_figure", "eval/psnr_figure_copy_source", "eval/motion_epe",
+            "eval/motion_epe_zero_motion"} <= set(scores)
+    assert 0 < scores["eval/motion_epe_zero_motion"] < 32
