@@ -11,7 +11,12 @@ newest checkpoint of the workdir (its EMA when the run kept one, as training's o
 does) animates the first frame of every test video with every frame of that video (frame 0
 included: "the first frame is selected as source image to reconstruct the entire video clip").
 The test split comes from the checkpoint's config; `--config` replaces its `data` section (another
-copy of the dataset; the resolution must stay the checkpoint's). Output: `<workdir>/eval/`.
+copy of the dataset; the resolution must stay the checkpoint's). Where a test video has a
+cross-identity partner (the synthetic data's `<data.manual_dir>/test_cross/<name>`: the same motion
+with another appearance, `input_pipeline.synthetic`), cross-identity imitation is scored too, as a
+second block ("cross_identity" in metrics.json, a section of metrics.md): source = frame 0 of
+test/<name>, driving = the partner's frames (fitted to the resolution as the test split is),
+target = test/<name>'s frames, motion EPE against test/<name>.npz. Output: `<workdir>/eval/`.
 (b) `--generated --reference`: two folders of videos with matching names (anything
 `input_pipeline.video_io` reads: mp4/mov/avi/gif/webm/mkv files or folders of PNG/JPEG frames),
 so that any method's outputs are scored by the same code. Frames must have one size on both sides
@@ -122,6 +127,12 @@ VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + G
                    if key not in DATASET_KEYS) + ("interp_psnr_self", "interp_psnr_flow_self",
                                                   "e_temp_valid") + BASELINE_KEYS
 
+CROSS_IDENTITY_TEXT = (
+    "Source: frame 0 of test/<name> (appearance A); driving: the frames of test_cross/<name>, the "
+    "same motion with another appearance B; target: the frames of test/<name>. Copy-source = "
+    "frame 0 of A; motion EPE against test/<name>.npz (the motion is the same).")
+
+
 DEFINITIONS = {
     "ssim": "Wang et al. 2004, Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, L 255 "
             "(= skimage structural_similarity), mean over frames",
@@ -171,6 +182,7 @@ DEFINITIONS = {
     "epe_figure": "epe over the source-visible figure pixels only (part label of frame t "
                   "non-zero), background left out",
     "epe_figure_zero_motion": "epe_figure of zero motion (identity field), same pixels",
+    "cross_identity": CROSS_IDENTITY_TEXT + " Mode (a) only, for the test videos with a partner.",
 }
 
 
@@ -536,16 +548,15 @@ def _per_video_baselines(videos: dict[str, Any]) -> list[str]:
   return lines
 
 
-def format_markdown(results: dict[str, Any]) -> str:
-  """metrics.md: Table 2's layout (groups Per-frame | Temporal), then the extras."""
+def _block_lines(results: dict[str, Any], label: str, heading: str) -> list[str]:
+  """The tables of one evaluation (Table 2, ground truth, baselines, reasons, per video), with
+  section headings of level `heading` ("##" or "###")."""
   mean = results["mean"]
-  label = results.get("label", "")
   per_frame, temporal = PER_FRAME_COLUMNS, TEMPORAL_COLUMNS
-  lines = [f"# Metrics: {label}", "",
-           f"{results['num_videos']} videos, {results['num_frames']} frames "
-           f"({results.get('mode', '')}).", ""]
   groups = ["Metric", "Per-frame"] + [""] * (len(per_frame) - 1) + ["Temporal"] + [""] * (
       len(temporal) - 1)
+  lines = [f"{results['num_videos']} videos, {results['num_frames']} frames "
+           f"({results.get('mode', '')}).", ""]
   lines.append("| " + " | ".join(groups) + " |")
   lines.append("|" + "---|" * len(groups))
   lines.append("| | " + " | ".join(f"{title} {arrow}" for _, title, arrow in per_frame + temporal)
@@ -555,11 +566,11 @@ def format_markdown(results: dict[str, Any]) -> str:
   lines += ["", "Interp-PSNR interpolates with the pretrained Super SloMo, as the paper does "
             "(--slomo_weights); Interp-PSNR (flow) follows the same protocol with a weight-free "
             "flow interpolator: compare it only with numbers computed by this tool.", "",
-            "## Synthetic ground truth", "",
+            f"{heading} Synthetic ground truth", "",
             "| " + " | ".join(f"{title} {arrow}" for _, title, arrow in GROUND_TRUTH_COLUMNS) + " |",
             "|" + "---|" * len(GROUND_TRUTH_COLUMNS),
             "| " + " | ".join(_cell(mean[key], key) for key, _, _ in GROUND_TRUTH_COLUMNS) + " |",
-            "", "## Model vs trivial baselines", "",
+            "", f"{heading} Model vs trivial baselines", "",
             "Copy-source: the output is the source (frame 0 of the reference) for every frame. "
             "Zero motion: the identity motion field. Same frames and pixels as the model; "
             "figure: pixels labelled as figure in the target or the source frame (synthetic "
@@ -567,19 +578,34 @@ def format_markdown(results: dict[str, Any]) -> str:
             "exactly (all but the source frame itself).", ""]
   lines += _baseline_table(mean)
   if results["not_computed"]:
-    lines += ["", "## Not computed", ""]
+    lines += ["", f"{heading} Not computed", ""]
     lines += [f"- {key}: {reason}" for key, reason in results["not_computed"].items()]
   if results["notes"]:
-    lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
+    lines += ["", f"{heading} Notes", ""] + [f"- {note}" for note in results["notes"]]
   video_columns = [(key, title, arrow) for key, title, arrow in
                    per_frame + temporal + GROUND_TRUTH_COLUMNS if key not in DATASET_KEYS]
-  lines += ["", "## Per video", "",
+  lines += ["", f"{heading} Per video", "",
             "| Video | Frames | " + " | ".join(f"{t} {a}" for _, t, a in video_columns) + " |",
             "|" + "---|" * (len(video_columns) + 2)]
   for name, video in results["videos"].items():
     lines.append(f"| {name} | {video['num_frames']} | " + " | ".join(
         _cell(video[key], key) for key, _, _ in video_columns) + " |")
-  lines += ["", "## Per video: model vs baselines", ""] + _per_video_baselines(results["videos"])
+  lines += ["", f"{heading} Per video: model vs baselines", ""]
+  return lines + _per_video_baselines(results["videos"])
+
+
+def format_markdown(results: dict[str, Any]) -> str:
+  """metrics.md: Table 2's layout (groups Per-frame | Temporal), then the extras; in mode (a)
+  the cross-identity block with the same tables."""
+  label = results.get("label", "")
+  lines = [f"# Metrics: {label}", ""] + _block_lines(results, label, "##")
+  cross = results.get("cross_identity")
+  if cross is not None:
+    lines += ["", "## Cross-identity", ""]
+    if isinstance(cross, str):
+      lines.append(cross)
+    else:
+      lines += [CROSS_IDENTITY_TEXT, ""] + _block_lines(cross, label, "###")
   lines += ["", "## Definitions", ""] + [f"- {key}: {text}" for key, text in DEFINITIONS.items()]
   return "\n".join(lines) + "\n"
 
@@ -713,18 +739,37 @@ def load_generator(workdir: str, step: int | None = None):
   return config, generator, params, step
 
 
-def _reconstruct(animator, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-  """Self-imitation of one video: frame 0 animated by every frame. (uint8 output, motion_full)."""
+def _animate(animator, source: np.ndarray, driving: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+  """`source` animated by every frame of `driving`: (uint8 output, motion_full)."""
   if not hasattr(animator, "generate_chunks"):  # an Animator without per-chunk outputs
-    return animator.animate(frames[0], frames), None
-  encoding = animator.encode(frames[0])
+    return animator.animate(source, driving), None
+  encoding = animator.encode(source)
   predictions, motions = [], []
   # Absolute motion (no relative-motion reference), as FOMM's reconstruction evaluation.
-  for valid, outputs in animator.generate_chunks(encoding, frames):
+  for valid, outputs in animator.generate_chunks(encoding, driving):
     predictions.append(np.asarray(outputs["prediction"][:valid], np.float32))
     motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
   generated = np.clip(np.round(np.concatenate(predictions) * 255.0), 0, 255).astype(np.uint8)
   return generated, np.concatenate(motions)
+
+
+def _reconstruct(animator, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """Self-imitation of one video: frame 0 animated by every frame. (uint8 output, motion_full)."""
+  return _animate(animator, frames[0], frames)
+
+
+def cross_identity_frames(manual_dir, name: str, resolution: int
+                          ) -> tuple[Path, np.ndarray] | None:
+  """(path, uint8 frames) of the cross-identity partner of test video `name`
+  (`<manual_dir>/test_cross/<name>`, `input_pipeline.synthetic.cross_identity_video`), read and
+  fitted to `resolution` as the dataset builder fits the test split (`video_io.resize_and_pad`);
+  None without a partner."""
+  from input_pipeline import synthetic, video_io  # pylint: disable=g-import-not-at-top
+  path = synthetic.cross_identity_video(manual_dir, name)
+  if path is None:
+    return None
+  return path, video_io.read_video(path, int(resolution))
 
 
 def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: int | None = None,
@@ -747,17 +792,40 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   animator = Animator(generator, params, batch_size or int(saved.get("eval_batch_size", 8)))
   truth_dir = Path(data_config.manual_dir) / "test"
   count = min(len(source), max_videos) if max_videos else len(source)
-  scorer = Scorer(options)
+  scorer, cross_scorer = Scorer(options), Scorer(options)
+  without_partner = []
   for video in tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr):
     name = source.video_name(video)
     frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
     generated, motion_full = _reconstruct(animator, frames)
     truth = truth_dir / f"{name}.npz"
-    scorer.add(name, generated, frames, motion_full=motion_full,
-               ground_truth=truth if truth.is_file() else None)
+    truth = truth if truth.is_file() else None
+    scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
+    partner = cross_identity_frames(data_config.manual_dir, name, data_config.resolution)
+    if partner is None:
+      without_partner.append(name)
+      continue
+    path, driving = partner
+    if len(driving) != len(frames):
+      raise ValueError(f"{path}: {len(driving)} frames, but its test video {name} has "
+                       f"{len(frames)}")
+    # Cross-identity: A's frame 0 driven by B's frames; the target is A's own video.
+    generated, motion_full = _animate(animator, frames[0], driving)
+    cross_scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
   results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
                            workdir=str(workdir), step=step,
                            test_split=getattr(source, "dataset_dir", str(data_config.manual_dir)))
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  cross_dir = Path(data_config.manual_dir) / synthetic.CROSS_SPLIT
+  if cross_scorer.videos:
+    cross = cross_scorer.results(mode="cross_identity", partners=str(cross_dir))
+    del cross["definitions"]  # the top level's
+    if without_partner:
+      cross["notes"].append(f"{len(without_partner)} of {count} test videos have no partner in "
+                            f"{cross_dir} ({', '.join(without_partner[:10])})")
+    results["cross_identity"] = cross
+  else:
+    results["cross_identity"] = not_computed(f"no cross-identity partners ({cross_dir}/<name>)")
   write_reports(results, output_dir or os.path.join(workdir, "eval"))
   return results
 
@@ -824,7 +892,10 @@ def main(argv):
                                  max_videos=f.max_videos, batch_size=f.batch_size, step=f.step,
                                  options=options)
       target = f.output_dir or os.path.join(f.workdir, "eval")
-  for key, value in results["mean"].items():
+  means = dict(results["mean"])
+  if isinstance(results.get("cross_identity"), dict):
+    means.update({f"cross_identity/{k}": v for k, v in results["cross_identity"]["mean"].items()})
+  for key, value in means.items():
     print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
   print(f"wrote {os.path.join(target, 'metrics.json')} and metrics.md", file=sys.stderr)
 

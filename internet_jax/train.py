@@ -498,8 +498,50 @@ def _eval_ground_truth(ground_truth_dir, name: str, num_frames: int) -> dict | N
   return truth
 
 
+def _score_animation(tally: dict, animator, encoding, source_frame: np.ndarray,
+                     driving: np.ndarray, target: np.ndarray, truth: dict | None,
+                     indices: np.ndarray) -> None:
+  """Animates `encoding` (of `source_frame`) by `driving` and adds the per-frame scores against
+  `target` (uint8 frames `indices` of the test video), and the motion EPEs, to `tally`."""
+  from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from internet_jax.metrics import synthetic_gt  # pylint: disable=g-import-not-at-top
+  figure = (None if truth is None else
+            synthetic_gt.figure_mask(truth["part_labels"], target.shape[1:3], indices))
+  motions = []
+  for start, (valid, outputs) in zip(range(0, len(driving), animator.batch_size),
+                                     animator.generate_chunks(encoding, driving)):
+    chunk = evaluate_lib.frame_scores(
+        np.asarray(outputs["prediction"][:valid], np.float32),
+        target[start:start + valid].astype(np.float32) / 255.0,
+        source_frame.astype(np.float32) / 255.0, with_ssim=False, data_range=1.0,
+        figure=None if figure is None else figure[start:start + valid])
+    for key, value in chunk.items():
+      tally["per_frame"].setdefault(key, []).append(value)
+    tally["confidence"].append(np.asarray(outputs["confidence"][:valid]).mean(axis=(1, 2, 3)))
+    if truth is not None:
+      motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
+  if truth is not None:
+    motion = synthetic_gt.motion_scores(np.concatenate(motions), truth, frames=indices)
+    tally["motion_epe"].append(motion["epe_figure"])
+    tally["motion_epe_zero_motion"].append(motion["epe_figure_zero_motion"])
+
+
+def _tally_scores(tally: dict, prefix: str) -> dict[str, float]:
+  """The means of a `_score_animation` tally as `<prefix><key>` scalars."""
+  from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  scores = {f"{prefix}{key}": value for key, value in
+            evaluate_lib.mean_frame_scores(tally["per_frame"], None).items() if value is not None}
+  for key in ("motion_epe", "motion_epe_zero_motion"):
+    values = [v for v in tally[key] if not math.isnan(v)]  # NaN: no visible figure pixel at all
+    if values:
+      scores[f"{prefix}{key}"] = float(np.mean(values))
+  scores[f"{prefix}mean_confidence"] = float(np.concatenate(tally["confidence"]).mean())
+  return scores
+
+
 def evaluate_reconstruction(animator: animate.Animator, source, *, num_videos: int,
-                            frames_per_video: int, ground_truth_dir=None) -> dict[str, float]:
+                            frames_per_video: int, ground_truth_dir=None,
+                            manual_dir=None) -> dict[str, float]:
   """Self-reconstruction (paper Sec. 4.1): source = frame 0, drive with evenly spaced frames.
 
   Every model score comes with its trivial baseline on the same frames, computed by the functions
@@ -517,81 +559,86 @@ def evaluate_reconstruction(animator: animate.Animator, source, *, num_videos: i
       `motion_full` and of the identity field against the exact frame t -> frame 0
       correspondence, on the source-visible figure pixels (`epe_figure`), mean over videos;
   and eval/mean_confidence. Means are over all frames used (the EPEs over videos).
+
+  Cross-identity, for the videos with a partner in `<manual_dir>/test_cross/` (the synthetic
+  data's: the same motion with another appearance, `evaluate.cross_identity_frames`): the same
+  frame 0 driven by the partner's frames, scored against the video's own frames (same motion,
+  same ground truth, copy-source = frame 0), as eval/cross/<the keys above>.
   """
   from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  from internet_jax.metrics import synthetic_gt  # pylint: disable=g-import-not-at-top
-  per_frame: dict[str, list] = {}
-  confidence = []
-  epe: dict[str, list] = {"eval/motion_epe": [], "eval/motion_epe_zero_motion": []}
+  tallies = {name: {"per_frame": {}, "confidence": [], "motion_epe": [],
+                    "motion_epe_zero_motion": []} for name in ("self", "cross")}
   for video in range(min(num_videos, len(source))):
     count = source.num_frames(video)
+    name = source.video_name(video)
     indices = np.linspace(0, count - 1, min(count, frames_per_video)).round().astype(int)
-    driving = np.stack([source.read_frame(video, int(t)) for t in indices])
+    target = np.stack([source.read_frame(video, int(t)) for t in indices])
     source_frame = source.read_frame(video, 0)
     encoding = animator.encode(source_frame)
-    truth = _eval_ground_truth(ground_truth_dir, source.video_name(video), count)
-    figure = (None if truth is None else
-              synthetic_gt.figure_mask(truth["part_labels"], driving.shape[1:3], indices))
-    motions = []
-    for start, (valid, outputs) in zip(range(0, len(driving), animator.batch_size),
-                                       animator.generate_chunks(encoding, driving)):
-      target = driving[start:start + valid].astype(np.float32) / 255.0
-      chunk = evaluate_lib.frame_scores(
-          np.asarray(outputs["prediction"][:valid], np.float32), target,
-          source_frame.astype(np.float32) / 255.0, with_ssim=False, data_range=1.0,
-          figure=None if figure is None else figure[start:start + valid])
-      for key, value in chunk.items():
-        per_frame.setdefault(key, []).append(value)
-      confidence.append(np.asarray(outputs["confidence"][:valid]).mean(axis=(1, 2, 3)))
-      if truth is not None:
-        motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
-    if truth is not None:
-      motion = synthetic_gt.motion_scores(np.concatenate(motions), truth, frames=indices)
-      epe["eval/motion_epe"].append(motion["epe_figure"])
-      epe["eval/motion_epe_zero_motion"].append(motion["epe_figure_zero_motion"])
-  scores = {f"eval/{key}": value for key, value in
-            evaluate_lib.mean_frame_scores(per_frame, None).items() if value is not None}
-  for key, values in epe.items():
-    values = [v for v in values if not math.isnan(v)]  # NaN: no visible figure pixel at all
-    if values:
-      scores[key] = float(np.mean(values))
-  scores["eval/mean_confidence"] = float(np.concatenate(confidence).mean())
+    truth = _eval_ground_truth(ground_truth_dir, name, count)
+    _score_animation(tallies["self"], animator, encoding, source_frame, target, target, truth,
+                     indices)
+    partner = (None if manual_dir is None else
+               evaluate_lib.cross_identity_frames(manual_dir, name, target.shape[1]))
+    if partner is None:
+      continue
+    path, partner_frames = partner
+    if len(partner_frames) != count:
+      logging.warning("evaluation: %s has %d frames, its test video %d; not used", path,
+                      len(partner_frames), count)
+      continue
+    _score_animation(tallies["cross"], animator, encoding, source_frame, partner_frames[indices],
+                     target, truth, indices)
+  scores = _tally_scores(tallies["self"], "eval/")
+  if tallies["cross"]["confidence"]:
+    scores.update(_tally_scores(tallies["cross"], "eval/cross/"))
   return scores
 
 
 # (title, model key, baseline key, baseline name, format, lower is better) of the log line.
 _EVAL_LOG_PAIRS = (
-    ("L1", "eval/l1", "eval/l1_copy_source", "copy-source", "{:.4f}", True),
-    ("PSNR", "eval/psnr_copy_frames", "eval/psnr_copy_source", "copy-source", "{:.2f} dB", False),
-    ("figure L1", "eval/l1_figure", "eval/l1_figure_copy_source", "copy-source", "{:.4f}", True),
-    ("figure PSNR", "eval/psnr_figure_copy_frames", "eval/psnr_figure_copy_source", "copy-source",
+    ("L1", "l1", "l1_copy_source", "copy-source", "{:.4f}", True),
+    ("PSNR", "psnr_copy_frames", "psnr_copy_source", "copy-source", "{:.2f} dB", False),
+    ("figure L1", "l1_figure", "l1_figure_copy_source", "copy-source", "{:.4f}", True),
+    ("figure PSNR", "psnr_figure_copy_frames", "psnr_figure_copy_source", "copy-source",
      "{:.2f} dB", False),
-    ("motion EPE", "eval/motion_epe", "eval/motion_epe_zero_motion", "zero motion", "{:.3f} px",
-     True),
+    ("motion EPE", "motion_epe", "motion_epe_zero_motion", "zero motion", "{:.3f} px", True),
 )
 
 
-def format_eval_scores(scores: dict[str, float]) -> str:
-  """`evaluate_reconstruction`'s scores as one line, model (baseline), "WORSE" where the model
-  does not beat its baseline. PSNR: both over the frames the copy does not reproduce."""
+def format_eval_scores(scores: dict[str, float], prefix: str = "eval/") -> str:
+  """`evaluate_reconstruction`'s `<prefix>` scores as one line, model (baseline), "WORSE" where
+  the model does not beat its baseline. PSNR: both over the frames the copy does not reproduce."""
   parts = []
   for title, model, baseline, name, fmt, lower in _EVAL_LOG_PAIRS:
+    model, baseline = prefix + model, prefix + baseline
     if model in scores and baseline in scores:
       a, b = scores[model], scores[baseline]
       worse = a >= b if lower else a <= b
       parts.append(f"{title} {fmt.format(a)} ({name} {fmt.format(b)}){' WORSE' if worse else ''}")
-  parts.append(f"mean confidence {scores['eval/mean_confidence']:.3f}")
+  parts.append(f"mean confidence {scores[prefix + 'mean_confidence']:.3f}")
   return "; ".join(parts)
 
 
 def write_sample_animation(path: str, animator: animate.Animator, source, *, max_frames: int,
-                           fps: float = 30.0) -> None:
-  """Side-by-side source | driving | output video of the first test video."""
+                           fps: float = 30.0, manual_dir=None) -> None:
+  """A side-by-side video of the first test video. Cross-identity when it has a partner in
+  `<manual_dir>/test_cross/` (`evaluate.cross_identity_frames`): source | driving (the partner,
+  another appearance) | output | target (the video's own frame); else self-imitation: source |
+  driving | output."""
+  from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   count = min(source.num_frames(0), max_frames)
-  driving = np.stack([source.read_frame(0, t) for t in range(count)])
-  output = animator.animate(driving[0], driving)
-  panels = np.concatenate([np.broadcast_to(driving[0], driving.shape), driving, output], axis=2)
-  video_io.write_video(path, panels, fps=fps)
+  frames = np.stack([source.read_frame(0, t) for t in range(count)])
+  partner = (None if manual_dir is None else
+             evaluate_lib.cross_identity_frames(manual_dir, source.video_name(0), frames.shape[1]))
+  if partner is not None and len(partner[1]) >= count:
+    driving = partner[1][:count]
+    output = animator.animate(frames[0], driving)
+    panels = [np.broadcast_to(frames[0], frames.shape), driving, output, frames]
+  else:
+    output = animator.animate(frames[0], frames)
+    panels = [np.broadcast_to(frames[0], frames.shape), frames, output]
+  video_io.write_video(path, np.concatenate(panels, axis=2), fps=fps)
 
 
 def summary_images(generator, params, batch: dict[str, np.ndarray], count: int = 4) -> np.ndarray:
@@ -695,8 +742,12 @@ def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoc
                    if config.data.name == "synthetic" else None)
       scores = evaluate_reconstruction(animator, test_source, num_videos=config.num_eval_videos,
                                        frames_per_video=config.eval_frames_per_video,
-                                       ground_truth_dir=truth_dir)
+                                       ground_truth_dir=truth_dir,
+                                       manual_dir=config.data.manual_dir)
       logging.info("step %d evaluation, model (baseline): %s", step, format_eval_scores(scores))
+      if "eval/cross/mean_confidence" in scores:
+        logging.info("step %d cross-identity evaluation, model (baseline): %s", step,
+                     format_eval_scores(scores, "eval/cross/"))
       writer.write_scalars(step, scores)
     return animator
 
@@ -749,7 +800,8 @@ def _train(config, workdir, state, initial_step, num_train_steps, steps_per_epoc
     animator = evaluate(num_train_steps)
     if config.sample_animation and is_chief and len(test_source):
       path = os.path.join(workdir, "sample_animation.mp4")
-      write_sample_animation(path, animator, test_source, max_frames=config.sample_animation_frames)
+      write_sample_animation(path, animator, test_source, max_frames=config.sample_animation_frames,
+                             manual_dir=config.data.manual_dir)
       logging.info("Wrote %s", path)
   writer.flush()
   return state

@@ -285,12 +285,13 @@ class _Source:
 
 
 class _Animator:
-  """Predicts a constant grey frame; its motion field is the ground truth's exact one."""
+  """Outputs the driving frame itself; its motion field is the ground truth's exact one for the
+  driving frame's index (looked up by its pixels)."""
   batch_size = 2
 
-  def __init__(self, motion, first):
+  def __init__(self, motion, videos):
     self.motion = motion  # (T, H, W, 2) for every frame of the video
-    self.first = first  # the corner pixel of frame 0; frame t's is first + 7 t
+    self.index = {frame.tobytes(): t for frames in videos for t, frame in enumerate(frames)}
     self.driven = []
 
   def encode(self, frame):
@@ -299,50 +300,99 @@ class _Animator:
   def generate_chunks(self, encoding, driving):
     for start in range(0, len(driving), self.batch_size):
       chunk = driving[start:start + self.batch_size]
-      # The driving frame's index in the video (frames are distinct by construction).
-      indices = [int(round((f[0, 0, 0] - self.first) / 7)) for f in chunk]
-      self.driven += indices
-      yield len(chunk), {"prediction": np.full(chunk.shape, 0.5, np.float32),
+      indices = [self.index[frame.tobytes()] for frame in chunk]
+      self.driven.append(indices)
+      yield len(chunk), {"prediction": chunk.astype(np.float32) / 255.0,
                          "confidence": np.ones(chunk.shape[:3] + (1,), np.float32),
                          "motion_full": self.motion[indices]}
 
+  def animate(self, source, driving):
+    return driving
+
+
+def _paint(truth, background, figure):
+  """Frames of the translating square: background grey `background` + 7 t, figure colour."""
+  count, size = truth["part_labels"].shape[:2]
+  frames = np.empty((count, size, size, 3), np.uint8)
+  for t in range(count):
+    frames[t] = background + 7 * t
+    frames[t][truth["part_labels"][t] != 0] = figure
+  return frames
+
+
+def _cross_case(tmp_path, count=5, size=16):
+  """test/clip.npz and test_cross/clip/ (PNG frames) of a dataset folder: appearance A (the
+  returned frames) and its partner B (same motion, other colours)."""
+  truth = _translation_truth(size=size, num_frames=count, shift=(1, 2), block=4, corner=2)
+  a, b = _paint(truth, 60, (200, 200, 200)), _paint(truth, 120, (20, 90, 30))
+  (tmp_path / "test").mkdir()
+  np.savez_compressed(tmp_path / "test" / "clip.npz", **truth)
+  folder = tmp_path / "test_cross" / "clip"
+  folder.mkdir(parents=True)
+  for t, frame in enumerate(b):
+    cv2.imwrite(str(folder / f"{t:07d}.png"), frame[..., ::-1])
+  return truth, a, b
+
 
 def test_training_evaluation_logs_copy_source_figure_and_zero_motion(tmp_path):
-  size, count = 16, 5
-  truth = _translation_truth(size=size, num_frames=count, shift=(1, 2), block=4, corner=2)
-  frames = np.full((count, size, size, 3), 60, np.uint8) + (7 * np.arange(count, dtype=np.uint8)
-                                                            )[:, None, None, None]
-  for t in range(count):
-    frames[t][truth["part_labels"][t] != 0] = 200
-  np.savez_compressed(tmp_path / "clip.npz", **truth)
-  animator = _Animator(_normalised(truth["source_coords"], size), int(frames[0, 0, 0, 0]))
+  truth, frames, partner = _cross_case(tmp_path)
+  animator = _Animator(_normalised(truth["source_coords"], 16), (frames, partner))
   scores = train.evaluate_reconstruction(animator, _Source(frames), num_videos=3,
-                                         frames_per_video=3, ground_truth_dir=tmp_path)
+                                         frames_per_video=3, ground_truth_dir=tmp_path / "test",
+                                         manual_dir=tmp_path)
   indices = [0, 2, 4]
-  assert animator.driven == indices
+  assert sum(animator.driven, []) == indices + indices  # self-imitation, then cross-identity
   targets = frames[indices].astype(float) / 255.0
+  driving_b = partner[indices].astype(float) / 255.0
   source = frames[0].astype(float) / 255.0
   union = (truth["part_labels"][indices] != 0) | (truth["part_labels"][0] != 0)
-  assert scores["eval/l1"] == pytest.approx(np.abs(0.5 - targets).mean(), rel=1e-6)
+  # The stand-in model outputs its driving frame: exact in self-imitation ...
+  assert scores["eval/l1"] == 0.0
   assert scores["eval/l1_copy_source"] == pytest.approx(np.abs(source - targets).mean(), rel=1e-6)
   assert scores["eval/l1_figure_copy_source"] == pytest.approx(np.mean(
       [np.abs(source - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
-  assert scores["eval/l1_figure"] == pytest.approx(np.mean(
-      [np.abs(0.5 - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
   figure_psnr = [10 * np.log10(1 / np.mean((source - targets[i])[union[i]] ** 2)) for i in (1, 2)]
   assert scores["eval/psnr_figure_copy_source"] == pytest.approx(np.mean(figure_psnr), rel=1e-5)
   assert scores["eval/motion_epe"] == pytest.approx(0.0, abs=1e-5)
   # Frames 0, 2, 4 are displaced by 0, 2|d|, 4|d| with |d| = sqrt(5), 16 figure pixels each.
   assert scores["eval/motion_epe_zero_motion"] == pytest.approx(2 * np.sqrt(5), rel=1e-6)
+  # ... and B's frames in cross-identity, scored against A's frames (the target).
+  assert scores["eval/cross/l1"] == pytest.approx(np.abs(driving_b - targets).mean(), rel=1e-6)
+  assert scores["eval/cross/l1_figure"] == pytest.approx(np.mean(
+      [np.abs(driving_b[i] - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
+  assert scores["eval/cross/l1_copy_source"] == scores["eval/l1_copy_source"]
+  assert scores["eval/cross/motion_epe_zero_motion"] == scores["eval/motion_epe_zero_motion"]
   line = train.format_eval_scores(scores)
-  assert f"L1 {scores['eval/l1']:.4f} (copy-source {scores['eval/l1_copy_source']:.4f}) WORSE" in line
+  assert f"L1 0.0000 (copy-source {scores['eval/l1_copy_source']:.4f});" in line
   assert "motion EPE 0.000 px (zero motion 4.472 px);" in line
+  cross = train.format_eval_scores(scores, "eval/cross/")
+  assert (f"L1 {scores['eval/cross/l1']:.4f} (copy-source "
+          f"{scores['eval/cross/l1_copy_source']:.4f}) WORSE") in cross
 
-  # Without ground truth (another dataset): the whole-frame pair only.
-  plain = train.evaluate_reconstruction(_Animator(animator.motion, animator.first),
-                                        _Source(frames), num_videos=1, frames_per_video=3)
+  # Without ground truth and partners (another dataset): the whole-frame pair only.
+  plain = train.evaluate_reconstruction(_Animator(animator.motion, (frames,)), _Source(frames),
+                                        num_videos=1, frames_per_video=3)
   assert "eval/l1_figure" not in plain and "eval/motion_epe" not in plain
+  assert not any(key.startswith("eval/cross/") for key in plain)
   assert plain["eval/l1_copy_source"] == scores["eval/l1_copy_source"]
+
+
+def test_sample_animation_is_cross_identity_when_a_partner_exists(tmp_path, monkeypatch):
+  truth, frames, partner = _cross_case(tmp_path)
+  written = []
+  monkeypatch.setattr(train.video_io, "write_video", lambda path, video, fps: written.append(video))
+  animator = _Animator(None, (frames, partner))
+  train.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
+                               manual_dir=tmp_path)
+  panels = np.split(written[-1], 4, axis=2)  # source | driving (B) | output | target (A)
+  np.testing.assert_array_equal(panels[0], np.broadcast_to(frames[0], (4, 16, 16, 3)))
+  np.testing.assert_array_equal(panels[1], partner[:4])
+  np.testing.assert_array_equal(panels[2], partner[:4])  # the stand-in outputs its driving frame
+  np.testing.assert_array_equal(panels[3], frames[:4])
+  train.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
+                               manual_dir=tmp_path / "test")  # no test_cross/ there
+  panels = np.split(written[-1], 3, axis=2)  # self-imitation: source | driving | output
+  np.testing.assert_array_equal(panels[1], frames[:4])
 
 
 def test_eval_every_steps_is_validated_and_adds_evaluations(tiny_config, tmp_path, monkeypatch):
@@ -363,8 +413,10 @@ def test_eval_every_steps_is_validated_and_adds_evaluations(tiny_config, tmp_pat
   config.eval_every_steps, config.sample_animation, config.image_every_steps = 1, False, 0
   train.train_and_evaluate(config, str(tmp_path / "run"))
   assert len(calls) == 3  # steps 0 and 1, and the end (step 2) once
-  for scores in calls:  # the synthetic test video's ground truth is found and used
-    assert {"eval/l1_copy_source", "eval/l1_figure", "eval/l1_figure_copy_source",
-            "eval/psnr_figure", "eval/psnr_figure_copy_source", "eval/motion_epe",
-            "eval/motion_epe_zero_motion"} <= set(scores)
-    assert 0 < scores["eval/motion_epe_zero_motion"] < 32
+  for scores in calls:  # the synthetic test video's ground truth and partner are found and used
+    for prefix in ("eval/", "eval/cross/"):
+      assert {f"{prefix}{key}" for key in (
+          "l1", "l1_copy_source", "l1_figure", "l1_figure_copy_source", "psnr_figure",
+          "psnr_figure_copy_source", "motion_epe", "motion_epe_zero_motion")} <= set(scores)
+      assert 0 < scores[f"{prefix}motion_epe_zero_motion"] < 32
+    assert scores["eval/cross/l1_copy_source"] == scores["eval/l1_copy_source"]

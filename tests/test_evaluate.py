@@ -215,10 +215,10 @@ def trained_workdir(tmp_path_factory):
   return workdir
 
 
-def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path):
+def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, monkeypatch):
   output_dir = tmp_path / "eval"
   results = evaluate.evaluate_workdir(trained_workdir, output_dir=output_dir, max_videos=1)
-  _check_reports(output_dir)
+  _, markdown = _check_reports(output_dir)
   assert results["mode"] == "self_imitation" and results["step"] == 2
   assert results["num_videos"] == 1 and results["num_frames"] == 12
   video = next(iter(results["videos"].values()))
@@ -244,6 +244,27 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path):
   assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
   copy = np.broadcast_to(frames[0], frames.shape)  # copy-source: the source for every frame
   assert video["l1_copy_source"] == pytest.approx(image.l1(copy, frames).mean(), abs=1e-9)
+
+  # Cross-identity: the test video's partner (test_cross/<name>: same motion, another
+  # appearance) drives the video's frame 0; the target is the video itself.
+  cross = results["cross_identity"]
+  assert cross["mode"] == "cross_identity" and cross["num_videos"] == 1
+  assert set(cross["mean"]) == MEAN_KEYS and "## Cross-identity" in markdown
+  name = source.video_name(0)
+  partner = video_io.read_video(os.path.join(config.data.manual_dir, "test_cross", name), 32)
+  assert np.abs(partner.astype(int) - frames).mean() > 5  # another appearance indeed
+  crossed, _ = evaluate._animate(Animator(generator, params, 4), frames[0], partner)
+  cross_video = cross["videos"][name]
+  assert cross_video["l1"] == pytest.approx(image.l1(crossed, frames).mean(), abs=1e-9)
+  assert cross_video["l1_copy_source"] == video["l1_copy_source"]  # the same source and target
+  assert cross_video["epe_zero_motion"] == video["epe_zero_motion"]  # ... and the same motion
+  assert 0.0 <= cross_video["epe_figure"] < 32.0
+
+  # Without partners the block says so.
+  monkeypatch.setattr(evaluate, "cross_identity_frames", lambda *args: None)
+  results = evaluate.evaluate_workdir(trained_workdir, output_dir=tmp_path / "plain", max_videos=1)
+  assert results["cross_identity"].startswith("not computed: no cross-identity partners")
+  assert results["cross_identity"] in (tmp_path / "plain" / "metrics.md").read_text()
 
 
 def _zero_frame_mp4(path):
