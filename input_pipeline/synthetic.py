@@ -15,7 +15,12 @@ back to front in a per-frame depth order, so limbs pass in front of and behind t
 
 Because appearance is a function of part-local coordinates and every placement is affine, the
 motion of each visible surface point is known exactly: for a pixel p owned by part k in frame t, its
-position in frame s is `M_{s,k} M_{t,k}^{-1} p`. The background is static.
+position in frame s is `M_{s,k} M_{t,k}^{-1} p`. The background is static: under
+--background=studio (the default) a seamless studio backdrop with a slight vertical gradient,
+with probability 1/2 near-white (a grey level in [0.95, 0.99] at the top, a per-channel tint of
+at most +-0.015) and otherwise pastel paper (hue uniform, HSV saturation in [0.15, 0.4], value in
+[0.8, 0.95] at the top); under textured a patterned wall above a plank floor in perspective;
+under mixed either kind with probability 1/2.
 
 Coordinates: pixel units, last axis (x, y), pixel (row i, column j) has its centre at (x=j, y=i)
 (the align-corners convention of `internet_jax.geometry`: normalised = px * 2 / (size - 1) - 1;
@@ -78,12 +83,16 @@ joints, part_labels, uv, flows, validity, source_coords, mixed and part_transfor
 the video) and draws the second from SeedSequence([video seed, int.from_bytes(b"cross", "big")]),
 made to differ: each garment another texture family and a base colour at least 0.4 away (RGB in
 [0, 1]), a skin tone at least two steps away, another hair colour, and a backdrop at least 0.1 away
-in mean absolute difference: under --background=mixed the other kind, under textured another
-textured room, under studio a pastel-coloured studio backdrop (instead of near-white). Only the
-frames, part_textures and background of its ground truth differ from the video's. For
-cross-identity animation with source = frame 0 of the partner and driving = the video, the partner
-itself is the exact target of every frame, and the shared source_coords / source_visible say where
-each target pixel is in the source.
+in mean absolute difference: under --background=mixed the other kind, otherwise another backdrop
+of the video's kind. Every backdrop, the partner's included, is drawn from the one distribution
+of its kind (a partner's is drawn again while it is too close), so training, test and partner
+videos share one studio and one textured backdrop distribution and a partner never shows a kind
+of backdrop that training lacks. (The redraw makes a near-white video's studio partner pastel, so
+about 70% of studio partners are pastel against 50% of videos; both kinds are common in
+training.) Only the frames, part_textures and background of its ground truth differ from the
+video's. For cross-identity animation with source = frame 0 of the partner and driving = the
+video, the partner itself is the exact target of every frame, and the shared source_coords /
+source_visible say where each target pixel is in the source.
 
 On disk (`write_dataset`): DIR/train/<name>/0000000.png ... (or DIR/train/<name>.mp4) and
 DIR/train/<name>.npz, the same under DIR/test/; with cross_identity (the default;
@@ -394,15 +403,19 @@ def _figure_shape(rng):
 # original's; its backdrop differs from the original's by at least this mean absolute difference.
 _MIN_COLOUR_DISTANCE = 0.4
 _MIN_BACKDROP_DIFFERENCE = 0.1
-# Draws tried for each of these before the farthest one is kept (a draw passes with probability
-# about 0.6 or more, so all 32 failing is a chance below 1e-12).
+# Draws tried for each of these before the farthest one is kept. A colour draw passes with
+# probability about 0.6 or more, so all 32 failing is a chance below 1e-12. A studio backdrop
+# draw for a near-white video passes only when it is pastel (probability 1/2) and far enough:
+# about 0.42 at worst (measured over 400 videos x 400 draws), so it gets 64 draws (all failing:
+# below 1e-15). Studio draws are cheap; textured draws pass far more often (another room).
 _MAX_DRAWS = 32
+_MAX_BACKDROP_DRAWS = 64
 
 
-def _farthest_draw(draw, distance, minimum):
-  """The first of up to _MAX_DRAWS draw() with distance >= minimum, else the farthest one."""
+def _farthest_draw(draw, distance, minimum, max_draws=_MAX_DRAWS):
+  """The first of up to max_draws draw() with distance >= minimum, else the farthest one."""
   best, best_distance = None, -1.0
-  for _ in range(_MAX_DRAWS):
+  for _ in range(max_draws):
     candidate = draw()
     gap = distance(candidate)
     if gap > best_distance:
@@ -695,11 +708,26 @@ def _place(parts, maps, pelvis, squash, resolution):
 # Backgrounds (static: flow 0).
 
 
-def _studio_background(rng, resolution, pastel=False):
-  """Near-white with a slight vertical gradient and tint; `pastel`: a coloured paper backdrop."""
+# Studio backdrops: pastel with this probability, near-white otherwise (the module docstring).
+# Pastel paper stays light and only tinted, like a studio's coloured seamless paper: HSV
+# saturation and value (at the top) in these ranges. At the top its channels spread by
+# value * saturation >= 0.12, against <= 0.03 for a near-white backdrop (its tint).
+_PASTEL_PROBABILITY = 0.5
+_PASTEL_SATURATION = (0.15, 0.4)
+_PASTEL_VALUE = (0.8, 0.95)
+
+
+def _studio_background(rng, resolution):
+  """A studio backdrop with a slight vertical gradient: near-white (slightly tinted) or pastel.
+
+  One distribution for every video, its partner included: pastel with probability
+  _PASTEL_PROBABILITY (a uniform hue, _PASTEL_SATURATION, _PASTEL_VALUE at the top, 3-8% darker
+  at the bottom), otherwise a grey level in [0.95, 0.99] at the top, 0.03-0.08 darker at the
+  bottom, plus a per-channel tint in [-0.015, 0.015].
+  """
   y = np.linspace(0.0, 1.0, resolution, dtype=np.float32)[:, None, None]
-  if pastel:
-    colour = _hsv(rng.uniform(), rng.uniform(0.25, 0.5), rng.uniform(0.72, 0.9))
+  if rng.uniform() < _PASTEL_PROBABILITY:
+    colour = _hsv(rng.uniform(), rng.uniform(*_PASTEL_SATURATION), rng.uniform(*_PASTEL_VALUE))
     column = colour * (1.0 - np.float32(rng.uniform(0.03, 0.08)) * y)
   else:
     top = rng.uniform(0.95, 0.99)
@@ -745,10 +773,10 @@ def _textured_background(rng, resolution, floor_y):
   return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def _backdrop(rng, kind, resolution, joints, pastel=False):
+def _backdrop(rng, kind, resolution, joints):
   """The static background of a video of `joints` (T, J, 2): kind "studio" or "textured"."""
   if kind == "studio":
-    return _studio_background(rng, resolution, pastel)
+    return _studio_background(rng, resolution)
   # The floor's horizon a little above the lowest ankle, so that the figure stands on it.
   floor_y = np.clip(joints[:, [11, 14], 1].max() - 0.1 * resolution, 0.45 * resolution,
                     0.92 * resolution)
@@ -878,14 +906,16 @@ def _render(seed, num_frames, resolution, background, with_partner):
   if with_partner:
     look_rng, partner_background_rng = _cross_generators(seed)
     partner_parts = _build_parts(dims, garment, _draw_look(look_rng, garment, avoid=look))
-    # Under "mixed" the partner has the other kind; a studio partner of a studio video is pastel
-    # (two near-white backdrops would be all but equal).
+    # Under "mixed" the partner has the other kind. Its backdrop comes from the distribution
+    # every video's does (a pastel-only partner would be a kind of backdrop training never
+    # shows), drawn again while it is too close to the video's (two near-white backdrops would
+    # be all but equal).
     partner_kind = {"studio": "textured", "textured": "studio"}[kind] if background == "mixed" \
         else kind
-    pastel = partner_kind == kind == "studio"
     partner_backdrop = _farthest_draw(
-        lambda: _backdrop(partner_background_rng, partner_kind, resolution, joints, pastel),
-        lambda candidate: float(np.abs(candidate - backdrop).mean()), _MIN_BACKDROP_DIFFERENCE)
+        lambda: _backdrop(partner_background_rng, partner_kind, resolution, joints),
+        lambda candidate: float(np.abs(candidate - backdrop).mean()), _MIN_BACKDROP_DIFFERENCE,
+        _MAX_BACKDROP_DRAWS)
     looks.append((partner_parts, partner_backdrop, partner_kind))
 
   frames = [np.empty((T, H, W, 3), np.uint8) for _ in looks]

@@ -392,7 +392,8 @@ def test_partner_has_the_same_motion_and_another_appearance(background):
     # Another person: other garments (texture family) on the same silhouettes, and the frames
     # differ clearly on the figure and on the background. 20 grey levels is far above what two
     # renderings of one appearance could differ by (identical here) and above the difference of
-    # two near-white studio backdrops (checked below).
+    # two near-white studio backdrops (checked below), which the shared studio distribution
+    # draws for a video and its partner alike.
     assert partner["part_textures"][torso] != video["part_textures"][torso]
     assert partner["part_textures"][hips] != video["part_textures"][hips]
     labels = video["part_labels"]
@@ -419,12 +420,97 @@ def test_partners_always_wear_other_garments():
 
 
 def test_two_studio_backdrops_differ_little():
-  # Negative control for the 20-level threshold above: the near-white studio backdrops of two
-  # ordinary videos are nearly the same, so a partner drawn like an ordinary video would fail.
-  a = synthetic.render_video(0, 2, 64)
-  b = synthetic.render_video(1, 2, 64)
+  # Negative control for the 20-level threshold above: two near-white studio backdrops are nearly
+  # the same, so a partner drawn from the shared studio distribution without the minimum
+  # difference rule (a redraw while too close) would fail it. Ordinary videos are no longer all
+  # near-white (pastel with probability 1/2), so the control picks the first two near-white ones.
+  near_white = []
+  for seed in range(12):
+    video = synthetic.render_video(seed, 2, 64)
+    if studio_backdrop_kind(video["frames"][0, 0, 0]) == "near-white":
+      near_white.append(video)
+  assert len(near_white) >= 2
+  a, b = near_white[:2]
   both = (a["part_labels"] == 0) & (b["part_labels"] == 0) & ~a["mixed"] & ~b["mixed"]
   assert mean_abs_difference(a["frames"], b["frames"], both) < 10.0
+
+
+# Studio backdrops: one distribution for every video (training, test, partners), near-white or,
+# with probability 1/2, pastel (module docstring). The top-left pixel is backdrop in every frame
+# (the figure is fitted inside a margin of 3% + 1 px) and shows the top of the vertical gradient.
+# Near-white there is a grey level in [0.95, 0.99] plus a per-channel tint in [-0.015, 0.015]:
+# channel spread (max - min) <= 0.03 * 255 + 1 (uint8 rounding) < 9 levels, every channel
+# >= 0.935 * 255 - 0.5 > 237. Pastel is HSV saturation s in [0.15, 0.4] at value v in [0.8, 0.95]:
+# spread = v s >= 0.12 * 255 - 1 > 29 levels, brightest channel = v in [203, 243] levels (light,
+# a plausible studio wall, not white). Nothing falls between the two classes.
+NEAR_WHITE_MAX_SPREAD = 9
+PASTEL_MIN_SPREAD = 29
+
+
+def studio_backdrop_kind(pixel):
+  """"near-white", "pastel" or None (neither) for an RGB uint8 pixel of a studio backdrop's top."""
+  pixel = np.asarray(pixel).astype(int)
+  spread = pixel.max() - pixel.min()
+  if spread <= NEAR_WHITE_MAX_SPREAD and pixel.min() >= 237:
+    return "near-white"
+  if spread >= PASTEL_MIN_SPREAD and 203 <= pixel.max() <= 243:
+    return "pastel"
+  return None
+
+
+def corner_kinds(split_dir):
+  """The studio_backdrop_kind of every video of a written split (frame 0's top-left pixel)."""
+  kinds = []
+  for path in sorted(split_dir.glob("*.npz")):
+    with np.load(path) as gt:
+      assert (gt["part_labels"][:, :2, :2] == 0).all() and not gt["mixed"][:, :2, :2].any()
+    kinds.append(studio_backdrop_kind(video_io.read_video(path.with_suffix(""))[0, 0, 0]))
+  return kinds
+
+
+def test_studio_backdrops_are_one_distribution_for_every_split(tmp_path):
+  # The bug this guards against: training backdrops always near-white, partners always pastel,
+  # so the cross-identity test measured an unseen kind of background. Training must show both
+  # kinds, about half each (24 videos: at least 6 of each, a 1-in-300 tail of Binomial(24, 1/2),
+  # while a pastel probability of 0 or 1 gives none), and the partners nothing training lacks.
+  synthetic.write_dataset(tmp_path / "data", num_videos=24, num_test_videos=16, num_frames=2,
+                          resolution=16, seed=0, background="studio")
+  kinds = {split: corner_kinds(tmp_path / "data" / split)
+           for split in ("train", "test", synthetic.CROSS_SPLIT)}
+  for split, split_kinds in kinds.items():
+    assert None not in split_kinds, (split, split_kinds)
+  assert kinds["train"].count("near-white") >= 6 and kinds["train"].count("pastel") >= 6, kinds
+  assert set(kinds["test"]) == {"near-white", "pastel"}, kinds
+  # Partners of pastel videos may be near-white: not a pastel-only partner distribution.
+  assert set(kinds[synthetic.CROSS_SPLIT]) == {"near-white", "pastel"}, kinds
+
+
+def test_studio_partner_backdrops_differ_by_the_minimum(monkeypatch):
+  # Every backdrop drawn is recorded: the video's first, then the partner's draws (the last one
+  # is kept: the first that differs enough). The frames show exactly these backdrops.
+  drawn = []
+  real_backdrop = synthetic._backdrop
+
+  def recording_backdrop(*args, **kwargs):
+    drawn.append(real_backdrop(*args, **kwargs))
+    return drawn[-1]
+
+  monkeypatch.setattr(synthetic, "_backdrop", recording_backdrop)
+  redraws, partner_kinds = [], set()
+  for seed in range(24):
+    drawn.clear()
+    video, partner = synthetic.render_pair(seed, 2, 16, "studio")
+    backdrop, partner_backdrop = drawn[0], drawn[-1]
+    for frames, image in ((video["frames"], backdrop), (partner["frames"], partner_backdrop)):
+      clean = (video["part_labels"][0] == 0) & ~video["mixed"][0]
+      np.testing.assert_array_equal(frames[0][clean], np.round(image[clean] * 255.0))
+    assert np.abs(partner_backdrop - backdrop).mean() >= 0.1, seed
+    redraws.append(len(drawn) - 2)
+    partner_kinds.add(studio_backdrop_kind(np.round(partner_backdrop[0, 0] * 255.0)))
+  # The rule does work: two near-white draws are too close, so some partners needed a redraw
+  # (a near-white video's first partner draw fails with probability >= 1/2); others did not.
+  assert max(redraws) >= 1 and min(redraws) == 0, redraws
+  assert partner_kinds == {"near-white", "pastel"}
 
 
 def test_partner_is_the_exact_cross_identity_target():
