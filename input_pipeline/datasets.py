@@ -7,11 +7,25 @@ benchmarks get their videos.
 * "folder": any `manual_dir` with train/ and test/ folders of videos, prepared by the VideoFolder
   builder into `<data_dir>/video_folder/<folder>_<hash>_r<R>/1.0.0/` (the folder name and a hash of
   its absolute path, so that different folders never share a prepared dataset);
-* "synthetic": like "folder", after rendering the synthetic dataset into `manual_dir` with
-  `input_pipeline.synthetic.write_dataset` if it has no videos yet.
+* "synthetic": rendered by `input_pipeline.synthetic.write_dataset` on first use. Like TFDS's
+  data_dir, `manual_dir` is a parent folder: each set of settings gets its own subfolder named by
+  `synthetic_key`, `<manual_dir>/r<R>_f<T>_train<N>_test<M>_<background>_seed<S>_v<V>/` (resolution
+  data.resolution, data.synthetic.{num_frames, num_videos, num_test_videos, background, seed}, and
+  V = input_pipeline.synthetic.RENDERER_VERSION), prepared like "folder" into
+  `<data_dir>/video_folder/synthetic_<key>_<hash>/1.0.0/`. So configs/synthetic.py and
+  configs/synthetic.py:tiny share ./data/synthetic without ever reading each other's videos. A
+  `manual_dir` that is itself a rendered dataset (it holds the renderer's dataset_info.json, e.g.
+  written by `python -m input_pipeline.synthetic --output_dir=DIR`), or that is named by the key,
+  is used as it is (`synthetic_dir`), and only if the settings recorded in its dataset_info.json
+  are the config's: otherwise a one-line DataError names each difference
+  (`data.resolution: rendered 32 vs asked 64`); nothing is rendered over it.
 
 A dataset is prepared on first use (logged) and reused afterwards; `python -m
 input_pipeline.prepare` does the same explicitly. Once prepared, the raw videos are not needed.
+`get_video_source(..., create=False)` (evaluation) never renders or prepares: missing data is a
+`MissingDataError` naming the folder and the command that recreates it (`prepare_command`).
+`resolve_paths` gives the absolute folders a config names; training saves those with its
+checkpoints (`internet_jax.checkpointing.absolute_paths`).
 Training draws frames t-1 and t with t > min_driving_offset, so videos with fewer than
 min_driving_offset + 2 frames are left out (`min_frames_for`).
 """
@@ -22,11 +36,13 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import threading
 from pathlib import Path
 from typing import Any
 
 import cv2
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
@@ -182,34 +198,38 @@ def min_frames_for(data_config) -> int:
   return int(data_config.min_driving_offset) + 2
 
 
+def _slug(text: str) -> str:
+  return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _path_digest(path: str | os.PathLike) -> str:
+  """8 hex digits of sha1 of the absolute path."""
+  return hashlib.sha1(os.path.abspath(os.fspath(path)).encode("utf-8")).hexdigest()[:8]
+
+
 def folder_config_name(manual_dir: str | os.PathLike, resolution: int, prefix: str = "") -> str:
   """`<prefix><folder name>_<8 hex of sha1(absolute path)>_r<R>`: unique per folder and size."""
   path = os.path.abspath(os.fspath(manual_dir))
-  slug = re.sub(r"[^a-z0-9]+", "_", os.path.basename(path.rstrip(os.sep)).lower()).strip("_")
-  digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
-  return f"{prefix}{slug or 'videos'}_{digest}_r{int(resolution)}"
+  slug = _slug(os.path.basename(path.rstrip(os.sep)))
+  return f"{prefix}{slug or 'videos'}_{_path_digest(path)}_r{int(resolution)}"
 
 
-def get_builder(data_config, num_workers: int = 0) -> tfds.core.DatasetBuilder:
-  """The TFDS builder for `data_config` (name, data_dir, manual_dir, resolution,
-  min_driving_offset); `num_workers` processes encode videos when it prepares."""
-  name = data_config.name
-  resolution = int(data_config.resolution)
-  kwargs = dict(data_dir=os.fspath(data_config.data_dir), min_frames=min_frames_for(data_config),
-                num_workers=num_workers)
-  if name == "dancefashion":
-    config_name = f"r{resolution}"
-    if config_name not in DanceFashion.builder_configs:
-      config_name = frames_config(config_name, resolution)
-    return DanceFashion(config=config_name, **kwargs)
-  if name in ("folder", "synthetic"):
-    prefix = "synthetic_" if name == "synthetic" else ""
-    # No local path in the description: it is stored in dataset_info.json.
-    folder = os.path.basename(os.path.abspath(data_config.manual_dir))
-    config = frames_config(folder_config_name(data_config.manual_dir, resolution, prefix),
-                           resolution, f"videos of a folder named {folder!r} at {resolution}px")
-    return VideoFolder(config=config, **kwargs)
-  raise DataError(f"data.name={name!r}: expected one of {', '.join(NAMES)}")
+class MissingDataError(DataError):
+  """Data a config names is missing and was not to be created (`create=False`); the message names
+  the folder and the command that recreates it."""
+
+
+# The settings that define a rendered synthetic dataset: (key in its dataset_info.json, the
+# config field named in messages).
+SYNTHETIC_SETTINGS = (
+    ("resolution", "data.resolution"),
+    ("num_frames", "data.synthetic.num_frames"),
+    ("num_videos", "data.synthetic.num_videos"),
+    ("num_test_videos", "data.synthetic.num_test_videos"),
+    ("background", "data.synthetic.background"),
+    ("seed", "data.synthetic.seed"),
+    ("renderer_version", "renderer_version"),  # input_pipeline.synthetic.RENDERER_VERSION
+)
 
 
 def _synthetic_args(data_config) -> dict[str, Any]:
@@ -219,31 +239,143 @@ def _synthetic_args(data_config) -> dict[str, Any]:
               num_test_videos=int(params.num_test_videos), background=str(params.background))
 
 
-def _warn_if_rendered_differently(data_config) -> None:
-  # The renderer records its arguments; videos rendered with others are used as they are.
-  info_path = Path(data_config.manual_dir) / "dataset_info.json"
+def _synthetic_settings(data_config) -> dict[str, Any]:
+  """What `SYNTHETIC_SETTINGS` asks for under `data_config`."""
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  return dict(_synthetic_args(data_config), renderer_version=synthetic.RENDERER_VERSION)
+
+
+def synthetic_key(data_config) -> str:
+  """`r<R>_f<T>_train<N>_test<M>_<background>_seed<S>_v<RENDERER_VERSION>`: the name of the folder
+  the synthetic dataset of these settings is rendered into (configs/synthetic.py:
+  r64_f48_train40_test4_studio_seed0_v<V>); any two settings that render differently differ in
+  it."""
+  a = _synthetic_settings(data_config)
+  return (f"r{a['resolution']}_f{a['num_frames']}_train{a['num_videos']}_"
+          f"test{a['num_test_videos']}_{_slug(a['background']) or 'background'}_"
+          f"seed{a['seed']}_v{a['renderer_version']}")
+
+
+def _given_dir(data_config) -> Path:
+  return Path(os.path.abspath(os.path.expanduser(os.fspath(data_config.manual_dir))))
+
+
+def synthetic_dir(data_config) -> Path:
+  """The folder (absolute) that holds, or will hold, the synthetic dataset of `data_config`.
+
+  `data_config.manual_dir` itself when it is a rendered dataset (holds dataset_info.json) or is
+  named by `synthetic_key` (a path that `resolve_paths` gave, e.g. from a checkpoint's config);
+  else its subfolder `<manual_dir>/<synthetic_key>`. Whether the settings match is checked where
+  the data is used (`prepare`).
+  """
+  manual_dir = _given_dir(data_config)
+  key = synthetic_key(data_config)
+  if (manual_dir / "dataset_info.json").is_file() or manual_dir.name == key:
+    return manual_dir
+  return manual_dir / key
+
+
+def _describe(value) -> str:
+  return "(absent)" if value is None else repr(value)
+
+
+def _check_rendered(folder: Path, data_config) -> None:
+  """Raises DataError (one line) if `folder` holds a dataset that other settings rendered, or
+  videos that the renderer did not write; a missing or empty folder passes."""
+  info_path = folder / "dataset_info.json"
   if not info_path.is_file():
+    if any((folder / split).exists() for split in ("train", "test")):
+      raise DataError(f"{folder}: holds videos but no dataset_info.json, so "
+                      "input_pipeline.synthetic did not render them; train on your own videos "
+                      "with data.name=folder, or point data.manual_dir at another folder")
     return
-  rendered = json.loads(info_path.read_text())
-  differ = {k: (rendered[k], v) for k, v in _synthetic_args(data_config).items()
-            if k in rendered and rendered[k] != v}
+  try:
+    rendered = json.loads(info_path.read_text())
+  except (OSError, ValueError) as error:
+    raise DataError(f"{info_path}: unreadable ({error}); delete {folder} to render it "
+                    "again") from None
+  if not isinstance(rendered, dict) or rendered.get("generator") != "input_pipeline.synthetic":
+    raise DataError(f"{info_path}: not written by input_pipeline.synthetic; point "
+                    "data.manual_dir at another folder")
+  asked = _synthetic_settings(data_config)
+  differ = [f"{field}: rendered {_describe(rendered.get(name))} vs asked {_describe(asked[name])}"
+            for name, field in SYNTHETIC_SETTINGS if rendered.get(name) != asked[name]]
   if differ:
-    logging.warning("%s was rendered with other arguments than data.synthetic asks for "
-                    "({name: (rendered, asked)}: %s); using it as it is: delete it and the "
-                    "prepared dataset to render again", data_config.manual_dir, differ)
+    raise DataError(f"{folder}: rendered with other settings than the config asks for "
+                    f"({'; '.join(differ)}); delete it, or set data.manual_dir to a parent "
+                    "folder (each set of settings is rendered into its own subfolder, here "
+                    f"<parent>/{synthetic_key(data_config)}/)")
 
 
-def _render_synthetic_if_missing(data_config) -> None:
-  manual_dir = Path(data_config.manual_dir)
-  train_dir = manual_dir / "train"
+def resolve_paths(data_config) -> ml_collections.ConfigDict:
+  """A copy of `data_config` with data_dir and manual_dir absolute, and for "synthetic"
+  manual_dir = `synthetic_dir` (the rendered dataset's own folder): the same data from any working
+  directory. Idempotent."""
+  resolved = ml_collections.ConfigDict(data_config.to_dict())
+  for field in ("data_dir", "manual_dir"):
+    if resolved.get(field):
+      resolved[field] = os.path.abspath(os.path.expanduser(os.fspath(resolved[field])))
+  if resolved.get("name") == "synthetic":
+    resolved.manual_dir = os.fspath(synthetic_dir(resolved))
+  return resolved
+
+
+def get_builder(data_config, num_workers: int = 0) -> tfds.core.DatasetBuilder:
+  """The TFDS builder for `data_config` (name, data_dir, manual_dir, resolution,
+  min_driving_offset; for "synthetic" also the settings of `synthetic_key`); `num_workers`
+  processes encode videos when it prepares."""
+  name = data_config.name
+  resolution = int(data_config.resolution)
+  kwargs = dict(data_dir=os.path.abspath(os.fspath(data_config.data_dir)),
+                min_frames=min_frames_for(data_config), num_workers=num_workers)
+  if name == "dancefashion":
+    config_name = f"r{resolution}"
+    if config_name not in DanceFashion.builder_configs:
+      config_name = frames_config(config_name, resolution)
+    return DanceFashion(config=config_name, **kwargs)
+  if name == "folder":
+    # No local path in the description: it is stored in dataset_info.json.
+    folder = os.path.basename(os.path.abspath(data_config.manual_dir))
+    config = frames_config(folder_config_name(data_config.manual_dir, resolution),
+                           resolution, f"videos of a folder named {folder!r} at {resolution}px")
+    return VideoFolder(config=config, **kwargs)
+  if name == "synthetic":
+    # Keyed on the settings and on the rendered folder's path: another folder or other settings
+    # never share a prepared dataset.
+    rendered = synthetic_dir(data_config)
+    key = synthetic_key(data_config)
+    where = "" if rendered.name == key else f" in a folder named {rendered.name!r}"
+    config = frames_config(f"synthetic_{key}_{_path_digest(rendered)}", resolution,
+                           f"synthetic videos {key}{where}")
+    return VideoFolder(config=config, **kwargs)
+  raise DataError(f"data.name={name!r}: expected one of {', '.join(NAMES)}")
+
+
+def prepare_command(data_config) -> str:
+  """The command that creates the dataset of `data_config` (renders it first for "synthetic"),
+  runnable from any directory: every path absolute, every setting explicit."""
+  data = resolve_paths(data_config)
+  args = ["python", "-m", "input_pipeline.prepare", f"--name={data.name}",
+          f"--manual_dir={data.manual_dir}", f"--data_dir={data.data_dir}",
+          f"--resolution={int(data.resolution)}",
+          f"--min_driving_offset={int(data.min_driving_offset)}"]
+  if data.name == "synthetic":
+    params = data.synthetic
+    args += [f"--{name}={params[name]}" for name in ("num_videos", "num_test_videos",
+                                                       "num_frames", "background", "seed")]
+  return " ".join(shlex.quote(arg) for arg in args)
+
+
+def _render_synthetic_if_missing(data_config, folder: Path) -> None:
+  train_dir = folder / "train"
   if train_dir.is_dir() and video_io.list_videos(train_dir):
     return
   from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
   params = data_config.synthetic
   logging.info("rendering the synthetic dataset into %s (first use): %d train + %d test videos of "
-               "%d frames at %d px", manual_dir, params.num_videos, params.num_test_videos,
+               "%d frames at %d px", folder, params.num_videos, params.num_test_videos,
                params.num_frames, data_config.resolution)
-  synthetic.write_dataset(manual_dir, **_synthetic_args(data_config))
+  synthetic.write_dataset(folder, **_synthetic_args(data_config))
 
 
 def _warn_if_stale(builder: tfds.core.DatasetBuilder, manual_dir: Path) -> None:
@@ -267,20 +399,39 @@ def _warn_if_stale(builder: tfds.core.DatasetBuilder, manual_dir: Path) -> None:
                       split_dir, len(present - prepared), len(prepared - present))
 
 
-def prepare(data_config, num_workers: int = 0) -> tfds.core.DatasetBuilder:
+def prepare(data_config, num_workers: int = 0, create: bool = True) -> tfds.core.DatasetBuilder:
   """Prepares the dataset of `data_config` unless it is already prepared; returns its builder.
 
-  Raises DataError (one line) for a missing/empty manual_dir or an unreadable video.
+  "synthetic" is rendered first when its folder (`synthetic_dir`) has no videos yet. With
+  `create=False` nothing is rendered or prepared: missing data is a MissingDataError naming the
+  folder and `prepare_command`.
+
+  Raises DataError (one line) for a missing/empty manual_dir, an unreadable video, or a synthetic
+  folder rendered with other settings.
   """
   builder = get_builder(data_config, num_workers=num_workers)
-  manual_dir = Path(data_config.manual_dir)
   if data_config.name == "synthetic":
-    _warn_if_rendered_differently(data_config)
+    manual_dir = synthetic_dir(data_config)
+    # The given folder, when it is the parent, must not hold videos of its own either.
+    for folder in {manual_dir, _given_dir(data_config)}:
+      _check_rendered(folder, data_config)
+  else:
+    manual_dir = Path(data_config.manual_dir)
+  if not create:
+    # Evaluation: the synthetic test split is scored against its ground truth in manual_dir.
+    if data_config.name == "synthetic" and not (manual_dir / "dataset_info.json").is_file():
+      raise MissingDataError(
+          f"{manual_dir}: the synthetic dataset (data.manual_dir) is missing and is not rendered "
+          f"here; recreate it with: {prepare_command(data_config)}")
+    if not builder.is_prepared():
+      raise MissingDataError(
+          f"{builder.data_dir}: the prepared dataset (under data.data_dir) is missing and is not "
+          f"prepared here; recreate it with: {prepare_command(data_config)}")
   if builder.is_prepared():
     _warn_if_stale(builder, manual_dir)
     return builder
   if data_config.name == "synthetic":
-    _render_synthetic_if_missing(data_config)
+    _render_synthetic_if_missing(data_config, manual_dir)
   find_split_videos(manual_dir, builder.MANUAL_DOWNLOAD_INSTRUCTIONS)  # fail early, one line
   logging.info("preparing %s/%s from %s into %s (first use)", builder.name,
                builder.builder_config.name, manual_dir, builder.data_dir)
@@ -289,14 +440,16 @@ def prepare(data_config, num_workers: int = 0) -> tfds.core.DatasetBuilder:
   return builder
 
 
-def get_video_source(data_config, split: str) -> TfdsVideoSource:
-  """The `VideoSource` of split "train" or "test" of `data_config` (prepared on first use).
+def get_video_source(data_config, split: str, create: bool = True) -> TfdsVideoSource:
+  """The `VideoSource` of split "train" or "test" of `data_config` (prepared on first use; with
+  `create=False` a MissingDataError instead, see `prepare`).
 
   Reads data_config.{name, data_dir, manual_dir, resolution, min_driving_offset} and, for
   "synthetic", data_config.synthetic.{num_videos, num_test_videos, num_frames, background, seed};
   data_config.prepare_workers (optional, default 0) processes encode videos when preparing.
   """
-  builder = prepare(data_config, num_workers=int(data_config.get("prepare_workers", 0)))
+  builder = prepare(data_config, num_workers=int(data_config.get("prepare_workers", 0)),
+                    create=create)
   source = TfdsVideoSource.from_builder(builder, split, min_frames=min_frames_for(data_config))
   logging.info("%r", source)
   return source

@@ -3,11 +3,18 @@
   python -m input_pipeline.prepare --config=configs/dancefashion.py
   python -m input_pipeline.prepare --name=folder --manual_dir=DIR --data_dir=./data/tfds \
       --resolution=256 [--min_driving_offset=60] [--num_workers=8]
+  python -m input_pipeline.prepare --name=synthetic --manual_dir=./data/synthetic \
+      --data_dir=./data/tfds --resolution=64 --min_driving_offset=8 --num_videos=40 \
+      --num_test_videos=4 --num_frames=48 --background=studio --seed=0
 
 Without --config the defaults of configs/default.py are used; the other flags override the config's
-`data` fields. Training prepares on first use anyway; this makes it explicit (and lets a multi-host
-job prepare once, before training). An already prepared dataset is reused, not rebuilt: delete its
-directory to prepare it again. Bad input ends with a one-line message and exit status 1.
+`data` fields (--num_videos, --num_test_videos, --num_frames, --background and --seed those of
+`data.synthetic`). Synthetic data is rendered first if its folder has none (see
+`input_pipeline.datasets`: a subfolder of --manual_dir named by the settings); the command that
+`python -m internet_jax.evaluate` prints when a checkpoint's data is missing is of this form.
+Training prepares on first use anyway; this makes it explicit (and lets a multi-host job prepare
+once, before training). An already prepared dataset is reused, not rebuilt: delete its directory
+to prepare it again. Bad input ends with a one-line message and exit status 1.
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "data.data_dir: where the data
 _RESOLUTION = flags.DEFINE_integer("resolution", None, "data.resolution: frame size R (R x R)")
 _MIN_DRIVING_OFFSET = flags.DEFINE_integer(
     "min_driving_offset", None, "data.min_driving_offset: videos need at least this + 2 frames")
+_SYNTHETIC = (
+    ("num_videos", flags.DEFINE_integer("num_videos", None, "data.synthetic.num_videos")),
+    ("num_test_videos", flags.DEFINE_integer("num_test_videos", None,
+                                             "data.synthetic.num_test_videos")),
+    ("num_frames", flags.DEFINE_integer("num_frames", None, "data.synthetic.num_frames")),
+    ("background", flags.DEFINE_string("background", None, "data.synthetic.background")),
+    ("seed", flags.DEFINE_integer("seed", None, "data.synthetic.seed")),
+)
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", None, "processes decoding/encoding videos (default: data.prepare_workers or 0)")
 
@@ -41,6 +56,9 @@ def _data_config():
                       ("resolution", _RESOLUTION), ("min_driving_offset", _MIN_DRIVING_OFFSET)):
     if flag.value is not None:
       data[field] = flag.value
+  for field, flag in _SYNTHETIC:
+    if flag.value is not None:
+      data.synthetic[field] = flag.value
   return data
 
 
@@ -71,6 +89,8 @@ def main(argv):
   except DataError as e:
     sys.exit(f"prepare: {e}")  # one line, exit status 1
   print(summary(builder))
+  if data.name == "synthetic":
+    print(f"  rendered videos: {datasets.synthetic_dir(data)}")
 
 
 if __name__ == "__main__":

@@ -100,11 +100,12 @@ DIR/train/<name>.npz, the same under DIR/test/; with cross_identity (the default
 (CROSS_SPLIT) with the same name and format, DIR/test_cross/<name>/... or <name>.mp4, and its
 DIR/test_cross/<name>.npz; the training split has no partners. `cross_identity_video(DIR, name)`
 finds a partner (None if absent). DIR/dataset_info.json holds the arguments (cross_identity among
-them) and each video's background kind (video_backgrounds; cross_video_backgrounds for the
-partners), and DIR/preview.png with --preview (a sheet of the first training video, then the
-frames of the first test video and of its partner). Training videos are named synth_00000,
-synth_00001, ...; test videos synth_test_00000, ...; each video's seed is derived from (seed,
-split, index) only, so a video does not depend on how many others are rendered.
+them), renderer_version (RENDERER_VERSION) and each video's background kind (video_backgrounds;
+cross_video_backgrounds for the partners), and DIR/preview.png with --preview (a sheet of the
+first training video, then the frames of the first test video and of its partner). Training
+videos are named synth_00000, synth_00001, ...; test videos synth_test_00000, ...; each video's
+seed is derived from (seed, split, index) only, so a video does not depend on how many others are
+rendered.
 """
 
 from __future__ import annotations
@@ -141,6 +142,15 @@ FPS = 30
 MIN_RESOLUTION = 16
 # The folder of the cross-identity partners of the test videos (see the module docstring).
 CROSS_SPLIT = "test_cross"
+# Which renderer drew a dataset: recorded in dataset_info.json (renderer_version) and part of the
+# folder name the synthetic data is rendered into (input_pipeline.datasets.synthetic_key), so
+# that a dataset drawn by an older renderer is never read as this one's. Increase it whenever the
+# output for the same arguments changes (frames, ground truth, files). 2: the test videos have
+# cross-identity partners in test_cross/; dataset_info.json files without renderer_version were
+# written before (no partners, or partners before the version was recorded). 3: studio
+# backdrops of every video (training included) are pastel with probability 1/2, and studio
+# partners draw from that same distribution (version 2: training near-white, partners pastel).
+RENDERER_VERSION = 3
 # What `<name>.npz` holds: everything render_video returns except the frames.
 GT_KEYS = ("joints", "joint_names", "part_names", "part_labels", "uv", "flow_forward",
            "flow_backward", "valid_forward", "valid_backward", "source_coords", "source_visible",
@@ -1214,9 +1224,9 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     if preview_rows is not None:
       visualize.save_png(temporary / "preview.png",
                          visualize.tile_images(preview_rows, pad=2, pad_value=255))
-    info = dict(generator="input_pipeline.synthetic", num_videos=num_videos,
-                num_test_videos=num_test_videos, num_frames=num_frames, resolution=resolution,
-                seed=seed, background=background, format=video_format,
+    info = dict(generator="input_pipeline.synthetic", renderer_version=RENDERER_VERSION,
+                num_videos=num_videos, num_test_videos=num_test_videos, num_frames=num_frames,
+                resolution=resolution, seed=seed, background=background, format=video_format,
                 cross_identity=cross_identity, fps=FPS, part_names=list(PART_NAMES),
                 joint_names=list(JOINT_NAMES), videos=names, video_backgrounds=backgrounds)
     if cross_identity:

@@ -14,6 +14,7 @@ Reliability (issue 6):
 * A checkpoint whose state does not fit the current config (another model width, say) is an
   `IncompatibleCheckpointError` naming the checkpoint and the differing config fields.
 * `save` refuses a state holding a non-finite value.
+* The saved config names files and folders by absolute paths (`absolute_paths`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 ITEM_NAMES = ("state", "data", "config")
+# Config fields naming files or folders: saved absolute (`absolute_paths`), so that the config of
+# a checkpoint names the data and weights of its run from any working directory.
+PATH_FIELDS = ("data.data_dir", "data.manual_dir", "loss.vgg_weights")
 # Config fields that decide the shapes of the state: named when a checkpoint does not fit.
 STRUCTURE_FIELDS = ("model_name", "model.", "optimizer.ema_decay")
 
@@ -99,9 +103,26 @@ def _all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
+def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose PATH_FIELDS that are set are absolute (`~` expanded), with
+  data.manual_dir and data.data_dir as `input_pipeline.datasets.resolve_paths` gives them (for
+  synthetic data, the folder of the rendered dataset itself). Idempotent; training resolves its
+  config with it before anything reads the data, and `save` stores only resolved configs."""
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+  config = config.copy_and_resolve_references()
+  for name in PATH_FIELDS:
+    section, field = name.split(".")
+    if section in config and config[section].get(field):
+      config[section][field] = os.path.abspath(os.path.expanduser(str(config[section][field])))
+  if "data" in config and config.data.get("name") == "synthetic":
+    config.data.manual_dir = datasets.resolve_paths(config.data).manual_dir
+  return config
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          data_iterator: grain.DatasetIterator | None, config: ml_collections.ConfigDict) -> None:
-  """Starts an asynchronous save of `state`, the iterator position and the config at `step`.
+  """Starts an asynchronous save of `state`, the iterator position and the config (its paths
+  made absolute, `absolute_paths`) at `step`.
 
   Raises FloatingPointError (before writing anything) if the state holds a NaN or infinity.
   """
@@ -110,7 +131,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
                              f"it to {manager.directory}")
   items = {
       "state": ocp.args.StandardSave(state),
-      "config": ocp.args.JsonSave(config.to_dict()),
+      "config": ocp.args.JsonSave(absolute_paths(config).to_dict()),
   }
   if data_iterator is not None:
     items["data"] = grain.checkpoint.CheckpointSave(data_iterator)

@@ -10,13 +10,16 @@
 newest checkpoint of the workdir (its EMA when the run kept one, as training's own evaluation
 does) animates the first frame of every test video with every frame of that video (frame 0
 included: "the first frame is selected as source image to reconstruct the entire video clip").
-The test split comes from the checkpoint's config; `--config` replaces its `data` section (another
-copy of the dataset; the resolution must stay the checkpoint's). Where a test video has a
-cross-identity partner (the synthetic data's `<data.manual_dir>/test_cross/<name>`: the same motion
-with another appearance, `input_pipeline.synthetic`), cross-identity imitation is scored too, as a
-second block ("cross_identity" in metrics.json, a section of metrics.md): source = frame 0 of
-test/<name>, driving = the partner's frames (fitted to the resolution as the test split is),
-target = test/<name>'s frames, motion EPE against test/<name>.npz. Output: `<workdir>/eval/`.
+The test split comes from the checkpoint's config (training saves its data paths absolute);
+`--config` replaces its `data` section (another copy of the dataset; the resolution must stay the
+checkpoint's). Evaluation never renders or prepares data: when the data the config names is
+missing it stops with one line naming the folder and the `python -m input_pipeline.prepare ...`
+command that recreates it. Where a test video has a cross-identity partner (the synthetic data's
+`<data.manual_dir>/test_cross/<name>`: the same motion with another appearance,
+`input_pipeline.synthetic`), cross-identity imitation is scored too, as a second block
+("cross_identity" in metrics.json, a section of metrics.md): source = frame 0 of test/<name>,
+driving = the partner's frames (fitted to the resolution as the test split is), target =
+test/<name>'s frames, motion EPE against test/<name>.npz. Output: `<workdir>/eval/`.
 (b) `--generated --reference`: two folders of videos with matching names (anything
 `input_pipeline.video_io` reads: mp4/mov/avi/gif/webm/mkv files or folders of PNG/JPEG frames),
 so that any method's outputs are scored by the same code. Frames must have one size on both sides
@@ -777,7 +780,8 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
                      options: Options | None = None) -> dict[str, Any]:
   """Mode (a): self-imitation (paper 001 Sec. 4.1) on the test split; writes the reports (default
   `<workdir>/eval/`) and returns the results. `config`: its `data` section replaces the
-  checkpoint's."""
+  checkpoint's. Nothing is rendered or prepared: missing data is a one-line
+  `datasets.MissingDataError` naming the folder and the command that recreates it."""
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from internet_jax.animate import Animator  # pylint: disable=g-import-not-at-top
   options = options or Options()
@@ -788,7 +792,19 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
       raise ValueError(f"--config: data.resolution {config.data.resolution} differs from the "
                        f"checkpoint's {saved.data.resolution} (in {workdir})")
     data_config = config.data
-  source = datasets.get_video_source(data_config, "test")
+  # Checkpoints written before training saved absolute paths name their data relatively.
+  relative = [f"data.{field}={data_config[field]}" for field in ("manual_dir", "data_dir")
+              if config is None and not os.path.isabs(str(data_config.get(field) or "/"))]
+  # Absolute folders (the synthetic dataset's own): the truth and partners are read from there.
+  data_config = datasets.resolve_paths(data_config)
+  try:
+    source = datasets.get_video_source(data_config, "test", create=False)
+  except datasets.MissingDataError as error:
+    if not relative:
+      raise
+    raise datasets.MissingDataError(
+        f"{error} (the checkpoint's config names {', '.join(relative)}, relative to the directory "
+        "training ran in: run from there, or pass --config)") from None
   animator = Animator(generator, params, batch_size or int(saved.get("eval_batch_size", 8)))
   truth_dir = Path(data_config.manual_dir) / "test"
   count = min(len(source), max_videos) if max_videos else len(source)

@@ -671,6 +671,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   the current step and raise `errors.Interrupted`; rerunning resumes bit-exactly (CPU).
   """
   validate_config(config)
+  # Absolute paths (for synthetic data, the rendered folder itself): the config saved with the
+  # checkpoints names the data and weights of this run from any working directory.
+  config = checkpointing.absolute_paths(config)
   mesh = sharding.create_mesh()
   local_batch_size = sharding.check_batch_size(config.batch_size)
   is_chief = jax.process_index() == 0

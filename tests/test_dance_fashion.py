@@ -4,7 +4,6 @@ import os
 import pickle
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import input_pipeline
 from input_pipeline import datasets
 from input_pipeline import video_io
 from input_pipeline.dance_fashion import dance_fashion
@@ -249,38 +247,100 @@ def test_large_split_spills_to_buckets_and_keeps_order(tmp_path, monkeypatch):
   assert source.read_frame(3, 7).shape == (RESOLUTION, RESOLUTION, 3)
 
 
-def test_synthetic_renders_once_then_builds_through_the_same_path(tmp_path, monkeypatch, caplog):
-  calls = []
-
-  def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_test_videos,
-                    background):
-    calls.append(dict(num_videos=num_videos, num_frames=num_frames, resolution=resolution,
-                      seed=seed, num_test_videos=num_test_videos, background=background))
-    for split, count in (("train", num_videos), ("test", num_test_videos)):
-      for index in range(count):
-        _write_pngs(Path(output_dir) / split / f"synth_{index:05d}",
-                    _smooth_frames(num_frames, resolution, resolution, seed + index))
-    (Path(output_dir) / "dataset_info.json").write_text(json.dumps(calls[-1]))
-
-  fake = types.ModuleType("input_pipeline.synthetic")
-  fake.write_dataset = write_dataset
-  monkeypatch.setitem(sys.modules, "input_pipeline.synthetic", fake)
-  monkeypatch.setattr(input_pipeline, "synthetic", fake, raising=False)
-  config = _data_config(tmp_path / "synthetic", tmp_path / "tfds", name="synthetic")
+def _synthetic_config(manual_dir, data_dir, resolution=16, **synthetic_settings):
+  config = _data_config(manual_dir, data_dir, name="synthetic")
+  config.resolution = resolution
   config.synthetic = ml_collections.ConfigDict(dict(
-      num_videos=2, num_test_videos=1, num_frames=6, background="studio", seed=7))
-  source = datasets.get_video_source(config, "train")
-  assert calls == [dict(num_videos=2, num_frames=6, resolution=RESOLUTION, seed=7,
-                        num_test_videos=1, background="studio")]
-  assert len(source) == 2 and "synthetic_synthetic_" in source.dataset_dir
-  assert len(datasets.get_video_source(config, "test")) == 1
-  assert len(calls) == 1
-  config.synthetic.num_frames = 8
-  with caplog.at_level("WARNING"):
-    assert len(datasets.get_video_source(config, "train")) == 2
-  assert len(calls) == 1
-  assert any("rendered with other arguments" in m and "'num_frames': (6, 8)" in m
-             for m in caplog.messages), caplog.messages
+      num_videos=1, num_test_videos=1, num_frames=6, background="studio", seed=3))
+  config.synthetic.update(synthetic_settings)
+  return config
+
+
+def _rendered_frames(config, split, index):
+  """What the renderer draws for video `index` of `split` under `config` (PNG is lossless and
+  the frames are already R x R, so preparing keeps them exactly)."""
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  params = config.synthetic
+  return synthetic.render_video(synthetic.video_seed(params.seed, split, index),
+                                params.num_frames, config.resolution, params.background)["frames"]
+
+
+def _all_frames(source, video):
+  return np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
+
+
+def test_synthetic_settings_never_share_a_folder(tmp_path, monkeypatch):
+  """A small run, then a bigger one with the same data.manual_dir and data.data_dir (as
+  configs/synthetic.py:tiny and configs/synthetic.py): each reads the videos of its own settings,
+  rendered into its own subfolder, and running the first settings again renders nothing."""
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  renders = []
+  real = synthetic.write_dataset
+
+  def write_dataset(output_dir, **kwargs):
+    renders.append(Path(output_dir))
+    real(output_dir, **kwargs)
+
+  monkeypatch.setattr(synthetic, "write_dataset", write_dataset)
+  parent, tfds_dir = tmp_path / "synthetic", tmp_path / "tfds"
+  small = _synthetic_config(parent, tfds_dir, resolution=16, num_frames=6)
+  big = _synthetic_config(parent, tfds_dir, resolution=32, num_frames=8, num_videos=2)
+  for config in (small, big, small):
+    for split, count in (("train", config.synthetic.num_videos), ("test", 1)):
+      source = datasets.get_video_source(config, split)
+      assert len(source) == count, (config, split)
+      for video in range(count):
+        np.testing.assert_array_equal(_all_frames(source, video),
+                                      _rendered_frames(config, split, video))
+  version = synthetic.RENDERER_VERSION
+  small_dir = parent / f"r16_f6_train1_test1_studio_seed3_v{version}"
+  big_dir = parent / f"r32_f8_train2_test1_studio_seed3_v{version}"
+  assert renders == [small_dir, big_dir]  # once per settings
+  assert sorted(parent.iterdir()) == [small_dir, big_dir]
+  assert datasets.synthetic_dir(small) == small_dir
+  # The prepared datasets are keyed the same way (and on the rendered folder's path).
+  prepared = sorted(p.name for p in (tfds_dir / "video_folder").iterdir())
+  assert [name.rsplit("_", 1)[0] for name in prepared] == [
+      f"synthetic_{small_dir.name}", f"synthetic_{big_dir.name}"], prepared
+
+
+def test_a_synthetic_folder_rendered_with_other_settings_is_refused(tmp_path):
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  mine = tmp_path / "mine"  # rendered explicitly (python -m input_pipeline.synthetic does this)
+  synthetic.write_dataset(mine, num_videos=1, num_test_videos=1, num_frames=6, resolution=16,
+                          seed=3)
+  config = _synthetic_config(mine, tmp_path / "tfds")
+  source = datasets.get_video_source(config, "test")  # its own settings: used as it is
+  np.testing.assert_array_equal(_all_frames(source, 0), _rendered_frames(config, "test", 0))
+  assert sorted(p.name for p in mine.iterdir()) == ["dataset_info.json", "test", "test_cross",
+                                                    "train"]
+  prepared = sorted((tmp_path / "tfds" / "video_folder").iterdir())
+
+  config.resolution, config.synthetic.num_frames = 32, 8
+  with pytest.raises(video_io.DataError) as info:
+    datasets.get_video_source(config, "train")
+  message = str(info.value)
+  assert "\n" not in message and message.startswith(str(mine)), message
+  assert "resolution: rendered 16 vs asked 32" in message, message
+  assert "num_frames: rendered 6 vs asked 8" in message, message
+  assert "num_videos" not in message and "seed:" not in message, message  # only what differs
+  assert sorted((tmp_path / "tfds" / "video_folder").iterdir()) == prepared  # nothing new
+  assert sorted(p.name for p in mine.iterdir()) == ["dataset_info.json", "test", "test_cross",
+                                                    "train"]
+
+  # A render from before the renderer had a version (no renderer_version recorded).
+  info_path = mine / "dataset_info.json"
+  recorded = json.loads(info_path.read_text())
+  recorded.pop("renderer_version", None)
+  info_path.write_text(json.dumps(recorded))
+  with pytest.raises(video_io.DataError,
+                     match=r"renderer_version: rendered \(absent\) vs asked \d+"):
+    datasets.get_video_source(_synthetic_config(mine, tmp_path / "tfds"), "train")
+
+  # Videos that no renderer wrote (no dataset_info.json) are not taken for synthetic ones.
+  _write_pngs(tmp_path / "own" / "train" / "a", _smooth_frames(6, 16, 16, 0))
+  with pytest.raises(video_io.DataError, match="no dataset_info.json"):
+    datasets.get_video_source(_synthetic_config(tmp_path / "own", tmp_path / "tfds"), "train")
 
 
 def test_parallel_encoding_gives_the_same_records(tmp_path):

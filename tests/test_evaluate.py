@@ -3,10 +3,12 @@ workdir, and bad input (one line, non-zero exit, no output files)."""
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import av
 import cv2
@@ -56,9 +58,9 @@ def folders(tmp_path_factory):
   return root
 
 
-def _run(*args, timeout=300):
+def _run(*args, timeout=300, cwd=REPO, module="internet_jax.evaluate"):
   env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run([sys.executable, "-m", "internet_jax.evaluate", *args], cwd=REPO, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 
@@ -204,14 +206,21 @@ def test_network_metrics_follow_the_module_contract(folders, tmp_path, monkeypat
 
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
+  """A tiny run trained in its own directory with relative data paths (as the quickstart's
+  ./data/synthetic and ./data/tfds): evaluation runs from elsewhere."""
   root = tmp_path_factory.mktemp("trained")
   config = synthetic_config.get_config("tiny")
-  config.data.manual_dir = str(root / "synthetic")
-  config.data.data_dir = str(root / "tfds")
+  config.data.manual_dir = os.path.join(".", "synthetic")
+  config.data.data_dir = os.path.join(".", "tfds")
   config.sample_animation = False  # nothing evaluation needs: spare the compile time
   config.image_every_steps = 0
   workdir = str(root / "run")
-  train.train_and_evaluate(config, workdir)
+  cwd = os.getcwd()
+  os.chdir(root)
+  try:
+    train.train_and_evaluate(config, workdir)
+  finally:
+    os.chdir(cwd)
   return workdir
 
 
@@ -265,6 +274,99 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   results = evaluate.evaluate_workdir(trained_workdir, output_dir=tmp_path / "plain", max_videos=1)
   assert results["cross_identity"].startswith("not computed: no cross-identity partners")
   assert results["cross_identity"] in (tmp_path / "plain" / "metrics.md").read_text()
+
+
+def test_checkpoint_names_its_data_by_absolute_paths(trained_workdir, tmp_path):
+  """Trained with ./synthetic and ./tfds, evaluated from another directory: the checkpoint's
+  config names the data that training used, and nothing is rendered or prepared elsewhere."""
+  from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(trained_workdir)
+  saved = checkpointing.restore_config(trained_workdir)
+  assert saved.data.data_dir == os.path.join(root, "tfds")
+  key = f"r32_f12_train5_test1_studio_seed0_v{synthetic.RENDERER_VERSION}"
+  assert saved.data.manual_dir == os.path.join(root, "synthetic", key)
+  assert saved.loss.vgg_weights == ""  # empty stays empty (a random VGG-19 stood in)
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  result = _run(f"--workdir={trained_workdir}", f"--output_dir={tmp_path / 'eval'}",
+                "--max_videos=1", cwd=elsewhere)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert list(elsewhere.iterdir()) == []
+  with open(tmp_path / "eval" / "metrics.json", encoding="utf-8") as f:
+    results = json.load(f)
+  assert results["test_split"].startswith(os.path.join(root, "tfds") + os.sep)
+  assert results["cross_identity"]["partners"] == os.path.join(root, "synthetic", key,
+                                                                "test_cross")
+
+
+def test_missing_checkpoint_data_stops_with_the_command_that_recreates_it(trained_workdir,
+                                                                          tmp_path):
+  """Evaluation never renders or prepares: a missing folder is named with the command that
+  recreates it, and that command recreates exactly the data training used."""
+  root = os.path.dirname(trained_workdir)
+  aside = tmp_path / "aside"
+  aside.mkdir()
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  rendered_parent, tfds_dir = os.path.join(root, "synthetic"), os.path.join(root, "tfds")
+  prepared_before = sorted(str(p.relative_to(tfds_dir)) for p in Path(tfds_dir).rglob("*"))
+  shutil.move(rendered_parent, aside / "synthetic")
+  shutil.move(tfds_dir, aside / "tfds")
+  try:
+    result = _run(f"--workdir={trained_workdir}", f"--output_dir={tmp_path / 'eval'}",
+                  cwd=elsewhere)
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {os.path.join(rendered_parent, '')}"), last
+    assert "missing" in last and "recreate it with: python -m input_pipeline.prepare " in last
+    assert not os.path.exists(rendered_parent) and not os.path.exists(tfds_dir)
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "eval").exists()
+
+    command = shlex.split(last.split("recreate it with: ", 1)[1])
+    assert command[:3] == ["python", "-m", "input_pipeline.prepare"]
+    made = _run(*command[3:], cwd=elsewhere, module="input_pipeline.prepare")
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
+    (info,) = (aside / "synthetic").glob("*/dataset_info.json")  # the same videos, same place
+    again = Path(rendered_parent) / info.relative_to(aside / "synthetic")
+    assert json.loads(again.read_text()) == json.loads(info.read_text())
+    prepared_again = sorted(str(p.relative_to(tfds_dir)) for p in Path(tfds_dir).rglob("*"))
+    infos = [p for p in prepared_before if p.endswith("dataset_info.json")]
+    assert len(infos) == 1 and [p for p in prepared_again if p.endswith("dataset_info.json")] == infos
+
+    # Rendered videos present, prepared dataset missing: named too, and not prepared here.
+    shutil.rmtree(tfds_dir)
+    result = _run(f"--workdir={trained_workdir}", f"--output_dir={tmp_path / 'eval'}",
+                  cwd=elsewhere)
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {os.path.join(tfds_dir, '')}"), last
+    assert "recreate it with: python -m input_pipeline.prepare " in last
+    assert not os.path.exists(tfds_dir)
+  finally:
+    for name, target in (("synthetic", rendered_parent), ("tfds", tfds_dir)):
+      if (aside / name).exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(aside / name, target)
+
+
+def test_a_checkpoint_with_relative_data_paths_is_not_read_against_another_directory(
+    trained_workdir, tmp_path, monkeypatch):
+  """A checkpoint saved before its paths were made absolute: from another directory its data is
+  missing (never rendered there), and the message says the paths are relative."""
+  workdir = tmp_path / "old"
+  shutil.copytree(trained_workdir, workdir)
+  config_file = workdir / "checkpoints" / "2" / "config" / "metadata"
+  saved = json.loads(config_file.read_text())
+  saved["data"].update(manual_dir="./synthetic", data_dir="./tfds")
+  config_file.write_text(json.dumps(saved))
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(datasets.MissingDataError) as info:
+    evaluate.evaluate_workdir(str(workdir), output_dir=tmp_path / "eval")
+  message = str(info.value)
+  assert message.startswith(str(tmp_path / "synthetic") + os.sep) and "\n" not in message
+  assert "data.manual_dir=./synthetic, data.data_dir=./tfds, relative to the directory" in message
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 
 def _zero_frame_mp4(path):
