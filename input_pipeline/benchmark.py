@@ -13,7 +13,8 @@ Runs the training pipeline twice with the same seed:
      after warm-up, plus the worker start-up time. Also checks that the first batch equals the
      in-process one (the stream must not depend on the worker count).
 Prints one JSON object and writes a contact sheet PNG (rows = examples; columns source | driving |
-previous | flow (colour-coded) | confidence) and the JSON next to it.
+previous | flow (colour-coded) | confidence) and the JSON next to it, creating their folder
+(default ./workdirs/pipeline_benchmark/).
 
 --fake benchmarks on random moving-pattern videos at config.data.resolution instead of the dataset
 given by `input_pipeline.datasets.get_video_source(config.data, "train")`.
@@ -189,6 +190,8 @@ def _run():
   report["cv2_threads"] = cv2.getNumThreads()
   output = _OUTPUT.value
   try:
+    # The default ./workdirs/pipeline_benchmark/ does not exist in a fresh clone.
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     save_png(output, contact_sheet(batch, _MAX_ROWS.value))
   except OSError as error:
     raise ValueError(f"--output={output}: cannot write the contact sheet ({error})") from error

@@ -255,6 +255,26 @@ def test_benchmark_cli_with_two_workers(tmp_path):
   assert sheet.shape[0] >= 3 * 32 and sheet.shape[1] >= 5 * 32  # 3 examples x 5 columns
 
 
+def test_benchmark_writes_its_default_output_in_an_empty_directory(tiny_config, tmp_path):
+  """A fresh clone has no ./workdirs/: the default output's folder is created."""
+  command = [sys.executable, "-m", "input_pipeline.benchmark",
+             f"--config={os.path.join(ROOT, 'configs', 'synthetic.py')}:tiny",
+             f"--config.data.manual_dir={tiny_config.data.manual_dir}",
+             f"--config.data.data_dir={tiny_config.data.data_dir}",
+             "--num_batches=1", "--warmup_batches=1", "--worker_count=0"]
+  result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  folder = tmp_path / "workdirs" / "pipeline_benchmark"
+  assert sorted(p.name for p in tmp_path.rglob("*")) == [
+      "contact_sheet.json", "contact_sheet.png", "pipeline_benchmark", "workdirs"]
+  report = json.loads((folder / "contact_sheet.json").read_text())
+  assert report["source"] == "synthetic" and report["batch_size"] == 4
+  import cv2  # pylint: disable=g-import-not-at-top
+  # 4 examples x 5 columns of 32 px frames, 2 px between and around them.
+  assert cv2.imread(str(folder / "contact_sheet.png")).shape == (4 * 32 + 5 * 2, 5 * 32 + 6 * 2, 3)
+
+
 _WORKER_RESUME_SCRIPT = """
 import numpy as np
 from absl import app
