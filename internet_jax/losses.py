@@ -40,6 +40,14 @@ def l1_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(_f32(prediction) - _f32(target)))
 
 
+def pyramid_l1_loss(prediction: jax.Array, target: jax.Array,
+                    scales: Sequence[float] = (1.0,)) -> jax.Array:
+  """Sum over the image pyramid of the mean absolute error: Eq. 9 with the pixels themselves as
+  the features (the FOMM ImagePyramide levels of `_pyramid_level`). Not in the paper; the
+  stand-in for the perceptual loss when no ImageNet VGG-19 weights are available."""
+  return sum(l1_loss(_pyramid_level(prediction, s), _pyramid_level(target, s)) for s in scales)
+
+
 # ---------------------------------------------------------------------------------------------
 # Temporal regularisation (Eqs. 2-4).
 
@@ -393,6 +401,21 @@ def equivariance_loss(driving_anchors: Mapping[str, jax.Array],
                       precision=jax.lax.Precision.HIGHEST)
   jacobian = jnp.mean(jnp.abs(jnp.eye(2, dtype=jnp.float32) - normed))
   return {"value": value, "jacobian": jacobian}
+
+
+def random_colour_change(key: jax.Array, image: jax.Array, strength: float) -> jax.Array:
+  """A random affine map of the RGB values, clip(A c + b) with A = I + strength N(0, 1)^(3x3) and
+  b = strength / 2 N(0, 1)^3, applied to one (H, W, 3) image in [0, 1].
+
+  Not in FOMM or the paper: composed with the TPS of the equivariance loss (the frame D' becomes
+  colour(D(T(z)))), it asks the anchors to follow the geometry and ignore the appearance, which is
+  what cross-identity animation needs (the driving person wears other colours than the source).
+  strength 0 returns the image unchanged.
+  """
+  matrix_key, offset_key = jax.random.split(key)
+  matrix = jnp.eye(3) + strength * jax.random.normal(matrix_key, (3, 3))
+  offset = 0.5 * strength * jax.random.normal(offset_key, (3,))
+  return jnp.clip(jnp.einsum("hwc,dc->hwd", _f32(image), matrix) + offset, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -138,6 +138,14 @@ def tile_images(rows: list[list[np.ndarray]], pad: int = 2, pad_value: int = 255
   return sheet
 
 
+def animation_contact_sheet(panels: list[np.ndarray], num_columns: int = 6) -> np.ndarray:
+  """One row per panel video ((T, H, W, 3) each, e.g. source | driving | output | target), one
+  column per frame at `num_columns` evenly spaced times (all frames if fewer)."""
+  count = len(panels[0])
+  times = np.unique(np.linspace(0, count - 1, min(count, num_columns)).round().astype(int))
+  return tile_images([[panel[t] for t in times] for panel in panels])
+
+
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
   """Writes an image (see `to_uint8_rgb` for what it accepts) as PNG; OSError if it cannot."""
   image = to_uint8_rgb(image)

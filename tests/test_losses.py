@@ -299,3 +299,43 @@ def test_equivariance_batch_and_gradients_with_tps():
 def test_l1_loss():
   np.testing.assert_allclose(float(losses.l1_loss(jnp.zeros((2, 3)), jnp.full((2, 3), -2.0))), 2.0)
   assert losses.l1_loss(jnp.zeros((2, 3), jnp.bfloat16), jnp.ones((2, 3))).dtype == jnp.float32
+
+
+def test_pyramid_l1_sums_the_levels():
+  rng = np.random.default_rng(0)
+  image = jnp.asarray(rng.random((16, 16, 3)), jnp.float32)
+  # A constant offset c stays c at every level of an (averaging) pyramid: c per level.
+  value = losses.pyramid_l1_loss(image + 0.25, image, (1.0, 0.5, 0.25))
+  np.testing.assert_allclose(float(value), 3 * 0.25, rtol=1e-5)
+  # One level: the plain mean absolute error.
+  other = jnp.asarray(rng.random((16, 16, 3)), jnp.float32)
+  np.testing.assert_allclose(float(losses.pyramid_l1_loss(image, other)),
+                             np.abs(np.asarray(image) - np.asarray(other)).mean(), rtol=1e-6)
+  # The half level is anti-aliased: a +-0.1 checkerboard (the Nyquist frequency) all but vanishes
+  # there (what is left comes from the image border), so the levels sum to ~0.1.
+  checker = np.indices((16, 16)).sum(axis=0) % 2 * 2.0 - 1.0
+  wiggle = image + 0.1 * jnp.asarray(checker)[..., None]
+  assert float(losses.pyramid_l1_loss(wiggle, image, (0.5,))) < 1e-3
+  np.testing.assert_allclose(float(losses.pyramid_l1_loss(wiggle, image, (1.0, 0.5))), 0.1,
+                             rtol=1e-2)
+
+
+def test_random_colour_change_is_one_affine_map_per_image():
+  rng = np.random.default_rng(0)
+  image = jnp.asarray(rng.uniform(0.3, 0.7, (8, 8, 3)), jnp.float32)
+  key = jax.random.key(0)  # a draw that leaves most pixels unclipped (others clip a channel)
+  np.testing.assert_array_equal(np.asarray(losses.random_colour_change(key, image, 0.0)),
+                                np.asarray(image))
+  changed = np.asarray(losses.random_colour_change(key, image, 0.2), np.float64)
+  assert changed.min() >= 0 and changed.max() <= 1
+  assert np.abs(changed - np.asarray(image)).mean() > 0.02  # it does change the colours
+  # Every pixel goes through the same map c -> A c + b (where nothing clips): fit A, b by least
+  # squares on all pixels; the residual is float noise, and the geometry is untouched.
+  inside = np.all((changed > 0) & (changed < 1), axis=-1).ravel()
+  colours = np.asarray(image, np.float64).reshape(-1, 3)[inside]
+  design = np.concatenate([colours, np.ones((len(colours), 1))], axis=1)
+  target = changed.reshape(-1, 3)[inside]
+  fit, *_ = np.linalg.lstsq(design, target, rcond=None)
+  assert inside.sum() > 40
+  np.testing.assert_allclose(design @ fit, target, atol=1e-5)
+  assert not np.allclose(fit[:3], np.eye(3), atol=0.05)
