@@ -88,10 +88,14 @@ def get_config() -> ml_collections.ConfigDict:
   loss.style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
   loss.equivariance_value = 10.0  # FOMM fashion-256
   loss.equivariance_jacobian = 10.0  # FOMM fashion-256
-  loss.reconstruction_l1 = 0.0  # an optional plain L1 term; not in the paper
+  loss.reconstruction_l1 = 0.0  # an optional L1 term over an image pyramid; not in the paper
+  loss.reconstruction_scales = (1.0,)  # its pyramid (losses.pyramid_l1_loss)
   loss.tps_sigma_affine = 0.05  # FOMM transform_params
   loss.tps_sigma_tps = 0.005
   loss.tps_points = 5
+  # > 0: the equivariance frame also gets a random colour change of this strength
+  # (losses.random_colour_change), so anchors learn to ignore appearance; 0 is FOMM's.
+  loss.equivariance_colour = 0.0
   loss.vgg_weights = ""  # .safetensors/.npz/.pth of VGG-19 (torchvision or timm layout)
   loss.allow_random_vgg = False  # True: a frozen, seeded random VGG-19 when no weights are given
 
@@ -102,6 +106,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Optimisation (paper Sec. 4.1) --------------------------------------------------------------
   config.optimizer = opt = ml_collections.ConfigDict()
+  opt.name = "radam"  # RAdam (paper) | adam (FOMM); train.OPTIMIZERS
   opt.g_lr = 2e-4  # RAdam, lr 2e-4 (paper)
   opt.d_lr = 2e-4
   opt.b1 = 0.5  # not given by the paper: FOMM's Adam betas (0.5, 0.999)

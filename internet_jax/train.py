@@ -78,9 +78,26 @@ def _field(config: ml_collections.ConfigDict, name: str) -> Any:
   return value
 
 
+def uses_vgg(loss_config) -> bool:
+  """Whether a loss term needs VGG-19 features (Eqs. 9-10); without one no VGG is built."""
+  return loss_config.perceptual > 0 or loss_config.style > 0
+
+
+def create_vgg(loss_config):
+  """(vgg_net, vgg_params) for the perceptual and style terms (`vgg.create_vgg`), or (None, {})
+  when no loss term uses VGG-19."""
+  return vgg.create_vgg(loss_config) if uses_vgg(loss_config) else (None, {})
+
+
 def _validate_vgg_weights(loss_config) -> None:
   """The weights file exists and is of a kind we read without unpickling (DESIGN §5)."""
   vgg_weights = loss_config.vgg_weights
+  if not uses_vgg(loss_config):
+    # Weights nothing reads would look as if the run used them.
+    _require(not vgg_weights, "loss.vgg_weights",
+             f"{vgg_weights} is given but no loss term uses VGG-19 (loss.perceptual and "
+             "loss.style are 0): set them (configs/synthetic.py:paper_losses does), or drop it")
+    return
   if not loss_config.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
     raise FileNotFoundError(
         f"config.loss.vgg_weights: VGG-19 weights not found at {vgg_weights or '(unset)'}; the "
@@ -132,10 +149,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     value = _field(config, name)
     _require(math.isfinite(value) and value >= 0, name,
              f"a loss weight must be finite and >= 0, got {value!r}")
+  _require(math.isfinite(loss.equivariance_colour) and loss.equivariance_colour >= 0,
+           "loss.equivariance_colour", f"must be finite and >= 0, got {loss.equivariance_colour!r}")
   _require(loss.gan_mode in losses.GAN_MODES, "loss.gan_mode",
            f"unknown GAN mode {loss.gan_mode!r}; known: {', '.join(losses.GAN_MODES)}")
-  _require(len(loss.pyramid_scales) > 0 and all(0 < s <= 1 for s in loss.pyramid_scales),
-           "loss.pyramid_scales", f"scales must lie in (0, 1], got {tuple(loss.pyramid_scales)}")
+  for name in ("pyramid_scales", "reconstruction_scales"):
+    scales = tuple(loss[name])
+    _require(len(scales) > 0 and all(0 < s <= 1 for s in scales), f"loss.{name}",
+             f"scales must lie in (0, 1], got {scales}")
   unknown_layers = [name for name in loss.style_layers if name not in vgg.LAYER_NAMES]
   _require(not unknown_layers, "loss.style_layers",
            f"unknown VGG-19 layer(s) {unknown_layers}; known: {', '.join(vgg.LAYER_NAMES)}")
@@ -145,6 +166,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for name in ("g_lr", "d_lr", "lr_decay_factor"):
     _require(math.isfinite(opt[name]) and opt[name] > 0, f"optimizer.{name}",
              f"must be > 0, got {opt[name]!r}")
+  _require(opt.name in OPTIMIZERS, "optimizer.name",
+           f"unknown optimizer {opt.name!r}; known: {', '.join(OPTIMIZERS)}")
   for name in ("b1", "b2", "ema_decay"):
     _require(0 <= opt[name] < 1, f"optimizer.{name}", f"must lie in [0, 1), got {opt[name]!r}")
 
@@ -176,11 +199,17 @@ def next_learning_rate(schedule: optax.Schedule, steps: int, skipped_steps: int)
   return float(schedule(steps - skipped_steps))
 
 
+# config.optimizer.name: RAdam is the paper's; Adam is FOMM's (no variance rectification, whose
+# implicit warm-up spans ~2 / (1 - b2) = 2000 steps at b2 = 0.999).
+OPTIMIZERS = {"radam": optax.radam, "adam": optax.adam}
+
+
 def create_optimizers(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  """RAdam [17] for G and D with the paper's schedule."""
+  """RAdam [17] (or `config.optimizer.name`) for G and D with the paper's schedule."""
   opt = config.optimizer
-  g_tx = optax.radam(create_learning_rate_fn(opt.g_lr, config, steps_per_epoch), b1=opt.b1, b2=opt.b2)
-  d_tx = optax.radam(create_learning_rate_fn(opt.d_lr, config, steps_per_epoch), b1=opt.b1, b2=opt.b2)
+  make = OPTIMIZERS[opt.name]
+  g_tx = make(create_learning_rate_fn(opt.g_lr, config, steps_per_epoch), b1=opt.b1, b2=opt.b2)
+  d_tx = make(create_learning_rate_fn(opt.d_lr, config, steps_per_epoch), b1=opt.b1, b2=opt.b2)
   return g_tx, d_tx
 
 
@@ -230,11 +259,17 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
   prediction = outputs["prediction"]
   batch_size = prediction.shape[0]
 
-  real, fake = _split_real_fake(
-      discriminator.apply(d_params, jnp.concatenate([driving, prediction])), batch_size)
   gan_mode = config.loss.gan_mode
-  d_loss = jnp.mean(jax.vmap(lambda r, f: losses.discriminator_loss(r, f, gan_mode))(
-      [s["prediction"] for s in real], [s["prediction"] for s in fake]))
+  # Without the adversarial and feature-matching terms G never sees D, so D is not run at all
+  # (FOMM's configs with generator_gan 0 still train D; here that would be compute for nothing).
+  use_discriminator = config.loss.adversarial > 0 or config.loss.feature_matching > 0
+  if use_discriminator:
+    real, fake = _split_real_fake(
+        discriminator.apply(d_params, jnp.concatenate([driving, prediction])), batch_size)
+    d_loss = jnp.mean(jax.vmap(lambda r, f: losses.discriminator_loss(r, f, gan_mode))(
+        [s["prediction"] for s in real], [s["prediction"] for s in fake]))
+  else:
+    d_loss = jnp.zeros((), jnp.float32)
 
   weights = {
       "adversarial": config.loss.adversarial,
@@ -246,7 +281,7 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
       "reconstruction_l1": config.loss.reconstruction_l1,
       "temporal": config.temporal.weight if config.temporal.scheme != "none" else 0.0,
   }
-  features_fn = functools.partial(vgg_net.apply, vgg_params)
+  features_fn = functools.partial(vgg_net.apply, vgg_params) if vgg_net is not None else None
 
   # Equivariance: the anchors of D'(z) = D(T(z)) must follow T (FOMM; paper Sec. 4.1 uses TPS).
   tps_keys = jax.random.split(key, batch_size)
@@ -256,6 +291,10 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
   transformed_anchors = None
   if need_equivariance:
     transformed = jax.vmap(geometry.tps_warp_image)(tps, driving)
+    if config.loss.equivariance_colour > 0:
+      colour_keys = jax.random.split(jax.random.fold_in(key, 1), batch_size)
+      transformed = jax.vmap(lambda k, image: losses.random_colour_change(
+          k, image, config.loss.equivariance_colour))(colour_keys, transformed)
     transformed_anchors = generator.apply(g_params, transformed, method="detect_anchors")
 
   def per_example(example):
@@ -278,7 +317,8 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
       terms["equivariance_value"] = equivariance["value"]
       terms["equivariance_jacobian"] = equivariance["jacobian"]
     if weights["reconstruction_l1"]:
-      terms["reconstruction_l1"] = losses.l1_loss(pred, target)
+      terms["reconstruction_l1"] = losses.pyramid_l1_loss(
+          pred, target, tuple(config.loss.reconstruction_scales))
     if weights["temporal"]:
       terms["temporal"] = losses.temporal_loss(
           config.temporal.scheme, pred, example["previous"], example["flow"],
@@ -288,10 +328,12 @@ def loss_terms(g_params, d_params, batch, vgg_params, key, *, generator, discrim
   examples = {
       "prediction": prediction, "driving": driving, "previous": images["previous"],
       "flow": images["flow"], "flow_confidence": images["flow_confidence"],
-      "confidence_full": outputs["confidence_full"], "real": real, "fake": fake,
+      "confidence_full": outputs["confidence_full"],
       "driving_anchors": {k: outputs["driving_anchors"][k] for k in ("value", "jacobian")},
       "tps": tps,
   }
+  if use_discriminator:
+    examples.update(real=real, fake=fake)
   if need_equivariance:
     examples["transformed_anchors"] = {k: transformed_anchors[k] for k in ("value", "jacobian")}
   terms = jax.tree.map(jnp.mean, jax.vmap(per_example)(examples))
@@ -622,7 +664,8 @@ def format_eval_scores(scores: dict[str, float], prefix: str = "eval/") -> str:
 
 def write_sample_animation(path: str, animator: animate.Animator, source, *, max_frames: int,
                            fps: float = 30.0, manual_dir=None) -> None:
-  """A side-by-side video of the first test video. Cross-identity when it has a partner in
+  """A side-by-side video of the first test video, and its contact sheet (`<path stem>.png`:
+  the panels as rows, six frames as columns). Cross-identity when it has a partner in
   `<manual_dir>/test_cross/` (`evaluate.cross_identity_frames`): source | driving (the partner,
   another appearance) | output | target (the video's own frame); else self-imitation: source |
   driving | output."""
@@ -639,6 +682,7 @@ def write_sample_animation(path: str, animator: animate.Animator, source, *, max
     output = animator.animate(frames[0], frames)
     panels = [np.broadcast_to(frames[0], frames.shape), frames, output]
   video_io.write_video(path, np.concatenate(panels, axis=2), fps=fps)
+  visualize.save_png(os.path.splitext(path)[0] + ".png", visualize.animation_contact_sheet(panels))
 
 
 def summary_images(generator, params, batch: dict[str, np.ndarray], count: int = 4) -> np.ndarray:
@@ -700,7 +744,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   abstract_state = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
       jax.eval_shape(init_state))
-  vgg_net, vgg_params = vgg.create_vgg(config.loss)
+  vgg_net, vgg_params = create_vgg(config.loss)
 
   _make_workdir(workdir)
   manager = checkpointing.create_manager(workdir, max_to_keep=config.keep_checkpoints)

@@ -382,9 +382,18 @@ def test_sample_animation_is_cross_identity_when_a_partner_exists(tmp_path, monk
   written = []
   monkeypatch.setattr(train.video_io, "write_video", lambda path, video, fps: written.append(video))
   animator = _Animator(None, (frames, partner))
+  monkeypatch.chdir(tmp_path)
   train.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
                                manual_dir=tmp_path)
   panels = np.split(written[-1], 4, axis=2)  # source | driving (B) | output | target (A)
+  # The contact sheet: 4 rows (panels) x 4 columns (all 4 frames), 16 px cells, 2 px padding.
+  sheet = cv2.imread(str(tmp_path / "x.png"))[..., ::-1]
+  assert sheet.shape == (4 * 16 + 5 * 2, 4 * 16 + 5 * 2, 3)
+  for row, panel in enumerate((np.broadcast_to(frames[0], (4, 16, 16, 3)), partner, partner,
+                               frames)):
+    for column in range(4):
+      top, left = 2 + row * 18, 2 + column * 18
+      np.testing.assert_array_equal(sheet[top:top + 16, left:left + 16], panel[column])
   np.testing.assert_array_equal(panels[0], np.broadcast_to(frames[0], (4, 16, 16, 3)))
   np.testing.assert_array_equal(panels[1], partner[:4])
   np.testing.assert_array_equal(panels[2], partner[:4])  # the stand-in outputs its driving frame

@@ -62,6 +62,9 @@ def test_paper_values_in_dancefashion():
     ("temporal.weight", -10.0, "config.temporal.weight"),
     ("loss.gan_mode", "wgan", "config.loss.gan_mode"),
     ("loss.pyramid_scales", (1.0, 2.0), "config.loss.pyramid_scales"),
+    ("loss.reconstruction_scales", (0.0,), "config.loss.reconstruction_scales"),
+    ("loss.equivariance_colour", -0.5, "config.loss.equivariance_colour"),
+    ("optimizer.name", "sgd", "config.optimizer.name"),
     ("loss.style_layers", ("relu9_1",), "config.loss.style_layers"),
     ("optimizer.g_lr", 0.0, "config.optimizer.g_lr"),
     ("optimizer.ema_decay", 1.0, "config.optimizer.ema_decay"),
@@ -86,7 +89,8 @@ def test_bad_values_are_named(field, value, message):
     ("weights.h5", b"x", "unsupported extension"),
 ])
 def test_bad_vgg_weights_are_named(tmp_path, name, content, message):
-  config = synthetic.get_config("tiny")
+  config = synthetic.get_config("tiny,paper_losses")
+  config.loss.allow_random_vgg = True  # the file is checked even when random features may stand in
   path = tmp_path / name
   if content is not None:
     path.write_bytes(content)
@@ -94,6 +98,24 @@ def test_bad_vgg_weights_are_named(tmp_path, name, content, message):
   with pytest.raises((ValueError, FileNotFoundError), match=message) as info:
     train.validate_config(config)
   assert str(info.value).startswith("config.loss.vgg_weights: ")
+
+
+def test_vgg_weights_are_needed_only_by_a_vgg_loss(tmp_path):
+  config = synthetic.get_config("tiny")  # pixel-pyramid frame loss: no VGG term
+  config.loss.allow_random_vgg = False
+  train.validate_config(config)  # no weights, none needed
+  assert not train.uses_vgg(config.loss)
+  weights = tmp_path / "vgg19.safetensors"
+  weights.write_bytes(b"x")
+  config.loss.vgg_weights = str(weights)
+  with pytest.raises(ValueError, match="is given but no loss term uses VGG-19"):
+    train.validate_config(config)  # weights that nothing would read
+  paper = synthetic.get_config("tiny,paper_losses")
+  assert train.uses_vgg(paper.loss)
+  assert (paper.optimizer.name, paper.loss.perceptual, paper.loss.adversarial) == (
+      "radam", 10.0, 1.0)
+  with pytest.raises(FileNotFoundError, match="VGG-19 weights not found"):
+    train.validate_config(paper)  # the paper's losses need weights (or allow_random_vgg)
 
 
 def test_unknown_ablation_is_named():

@@ -62,13 +62,15 @@ def random_batch(config, seed: int = 0) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def bf16_training():
-  """The tiny synthetic config in bfloat16: jitted state init, jitted step, device batch."""
-  config = synthetic.get_config("tiny")
+  """The tiny synthetic config with the paper's losses (G, D and VGG all run) in bfloat16: jitted
+  state init, jitted step, device batch."""
+  config = synthetic.get_config("tiny,paper_losses")
+  config.loss.allow_random_vgg = True
   config.model.dtype = "bfloat16"
   mesh = sharding.create_mesh()
   generator, discriminator = models.create_models(config)
   g_tx, d_tx = train.create_optimizers(config, 10)
-  vgg_net, vgg_params = vgg.create_vgg(config.loss)
+  vgg_net, vgg_params = train.create_vgg(config.loss)
   init = jax.jit(functools.partial(train.create_train_state, config=config, generator=generator,
                                    discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
                  out_shardings=sharding.replicated(mesh))

@@ -299,7 +299,7 @@ def step_setup(tiny_config):
   init = functools.partial(train.create_train_state, config=config, generator=generator,
                            discriminator=discriminator, g_tx=g_tx, d_tx=d_tx)
   init = jax.jit(init, out_shardings=sharding.replicated(mesh))
-  vgg_net, vgg_params = vgg.create_vgg(config.loss)
+  vgg_net, vgg_params = train.create_vgg(config.loss)
   step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
   source = datasets.get_video_source(config.data, "train")
   batch = next(pipeline.create_train_iterator(config.data, source,
@@ -548,10 +548,11 @@ CASES = [
     Case("main_batch_not_divisible_by_devices", MAIN, (TINY, W, "--config.batch_size=3"),
          ("config.batch_size=3", "device count (2)"), absent=NO_W,
          env=(("XLA_FLAGS", "--xla_force_host_platform_device_count=2"),)),
-    Case("main_missing_vgg_weights", MAIN, (TINY, W, "--config.loss.allow_random_vgg=False"),
+    Case("main_missing_vgg_weights", MAIN,
+         (TINY + ",paper_losses", W, "--config.loss.allow_random_vgg=False"),
          ("config.loss.vgg_weights", "not found"), absent=NO_W),
     Case("main_pickled_pth_weights_not_read", MAIN,
-         (TINY, W, "--config.loss.vgg_weights={tmp}/vgg19.pth", *DATA),
+         (TINY + ",paper_losses", W, "--config.loss.vgg_weights={tmp}/vgg19.pth", *DATA),
          ("config.loss.vgg_weights", "{tmp}/vgg19.pth"), setup=_evil_pth,
          absent=(*NO_W, "{tmp}/pwned")),
     # main: data, workdir and checkpoints

@@ -72,13 +72,14 @@ def test_step_on_one_device_equals_step_on_eight(tiny_config):
     from input_pipeline import datasets, pipeline
     from internet_jax import models, sharding, train
     from internet_jax.models import vgg
-    config = synthetic.get_config("tiny")
+    config = synthetic.get_config("tiny,paper_losses")  # the GAN and VGG terms too
+    config.loss.allow_random_vgg = True
     config.batch_size = 8
     config.model.motion.temperature = 1.0
     config.data.manual_dir, config.data.data_dir = {tiny_config.data.manual_dir!r}, {tiny_config.data.data_dir!r}
     generator, discriminator = models.create_models(config)
     g_tx, d_tx = train.create_optimizers(config, 10)
-    vgg_net, vgg_params = vgg.create_vgg(config.loss)
+    vgg_net, vgg_params = train.create_vgg(config.loss)
     source = datasets.get_video_source(config.data, "train")
     batch = next(pipeline.create_train_iterator(config.data, source, batch_size_per_process=8,
                                                 seed=0, worker_count=0))
