@@ -32,7 +32,11 @@ def get_config(arg: str = ""):
   config.model.motion.update(dict(detector_block_expansion=16, detector_max_features=64,
                                   detector_num_blocks=3, block_expansion=16, max_features=64,
                                   num_blocks=3))
-  config.model.generator.update(dict(block_expansion=16, max_features=64, num_bottleneck_blocks=2))
+  # No instance norm after the stem: it removes each image's mean colour from the features of the
+  # top-level skip (measured at 600 steps: whole-frame L1 0.047 -> 0.041, figure L1 0.148 -> 0.143,
+  # cross-identity figure L1 0.158 -> 0.147; the motion EPE unchanged).
+  config.model.generator.update(dict(block_expansion=16, max_features=64, num_bottleneck_blocks=2,
+                                     stem_norm=False))
   config.model.discriminator.update(dict(num_scales=1, block_expansion=16, max_features=64,
                                          num_blocks=3))
 

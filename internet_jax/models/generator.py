@@ -68,6 +68,10 @@ class Generator(nn.Module):
   max_features: int = 512
   num_bottleneck_blocks: int = 6
   skip_mode: str = "multiscale"
+  # Instance norm after the stem convolution (FOMM's stem has BatchNorm). Per-example
+  # normalisation removes each image's mean colour from the features that the top-level skip
+  # carries, so the decoder cannot know the exact colours of the source; False keeps them.
+  stem_norm: bool = True
   dtype: Dtype = jnp.float32
   remat: bool = False
 
@@ -86,7 +90,7 @@ class Generator(nn.Module):
     down_block = layers.maybe_remat(layers.DownBlock, self.remat)
     res_block = layers.maybe_remat(layers.ResBlock, self.remat)
     up_block = layers.maybe_remat(layers.UpBlock, self.remat)
-    self.stem = layers.SameBlock(self.level_features(top), 7, self.dtype)
+    self.stem = layers.SameBlock(self.level_features(top), 7, self.dtype, self.stem_norm)
     # down_blocks[j] produces level top-1-j (from R/2 down to the base).
     self.down_blocks = [down_block(self.level_features(level), self.dtype)
                         for level in reversed(range(top))]

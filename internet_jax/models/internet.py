@@ -66,7 +66,8 @@ class INTERnet(nn.Module):
     self.generator = generator_lib.Generator(
         resolution=self.resolution, base_resolution=cfg.base_resolution,
         block_expansion=g.block_expansion, max_features=g.max_features,
-        num_bottleneck_blocks=g.num_bottleneck_blocks, skip_mode=g.skip_mode, dtype=dtype,
+        num_bottleneck_blocks=g.num_bottleneck_blocks, skip_mode=g.skip_mode,
+        stem_norm=g.get("stem_norm", True), dtype=dtype,  # older checkpoints lack the field
         remat=cfg.remat)
 
   def _to_base(self, image: jax.Array) -> jax.Array:

@@ -60,11 +60,12 @@ class SameBlock(nn.Module):
   features: int
   kernel: int = 3
   dtype: Dtype = jnp.float32
+  normalize: bool = True  # False: conv + ReLU (keeps the input's absolute level)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = conv(self.features, self.kernel, self.dtype)(x)
-    return nn.relu(instance_norm(self.dtype)(x))
+    return nn.relu(instance_norm(self.dtype)(x) if self.normalize else x)
 
 
 class DownBlock(nn.Module):
