@@ -1,4 +1,4 @@
-"""Data parallelism with `jax.jit` over a 1-D ('data',) mesh (DESIGN §3).
+"""Data parallelism with `jax.jit` over a 1-D ('data',) mesh (jax.sharding; data parallel, params replicated).
 
 Parameters and optimiser states are replicated (`P()`), every batch array is sharded along its
 leading axis (`P('data')`). Gradient averaging is implicit in jit; there is no pmap and no pmean.

@@ -29,7 +29,7 @@ temporal downsampling); the FVD reference uses 16-frame clips.
 `fvd(features_real, features_fake)` is the Fréchet distance between Gaussians fitted to the
 (N, 400) logits (fid.frechet_distance, same formula as the reference's tfgan call).
 
-`act_recog_l1(features_real, features_fake)` is INTERnet's Act-Recog-L1 (paper 001, Sec. 4.1:
+`act_recog_l1(features_real, features_fake)` is INTERnet's Act-Recog-L1 ("Intrinsic Temporal Regularization for High-resolution Human Video Synthesis", Sec. 4.1:
 "the feature distance between generated and real videos via a pretrained action recognition
 model [4]"). The paper does not say which layer; we use the 1024-d pool features (`pool`), the
 network's video *feature* before the Kinetics classifier (the one pytorch-i3d's

@@ -1,4 +1,4 @@
-"""Weight-free per-frame metrics: SSIM, MS-SSIM, PSNR and L1 (DESIGN §7; paper 001 Table 2,
+"""Weight-free per-frame metrics: SSIM, MS-SSIM, PSNR and L1 (INTERnet paper "Intrinsic Temporal Regularization for High-resolution Human Video Synthesis", Table 2,
 BDMM Table 1, D2G-Net Table 1).
 
 Every function takes two frame stacks of the same shape (..., H, W, C) (uint8 in [0, 255], or

@@ -2,7 +2,7 @@
 intermediate frames for video interpolation", [12] in the INTERnet paper): the learned frame
 interpolator behind the paper's Interp-PSNR.
 
-Interp-PSNR (paper 001 Sec. 4.1, Table 2): "we employ a pretrained video frame interpolation
+Interp-PSNR ("Intrinsic Temporal Regularization for High-resolution Human Video Synthesis", Sec. 4.1, Table 2): "we employ a pretrained video frame interpolation
 model [12] to predict each frame I_t from O_{t-1} and O_{t+1}, allowing inter-frame consistency
 to be reflected by average PSNR". Here Î_t = SuperSloMo(O_{t-1}, O_{t+1}, t = 1/2) and
 `interp_psnr` = mean over t = 1..T-2 of PSNR(Î_t, I_t) (L = 255) against the reference frame
@@ -202,7 +202,7 @@ class SuperSloMo:
                        np.stack([previous, following], axis=1), self.batch_size)
 
   def interp_psnr(self, generated: Any, reference: Any) -> dict:
-    """Interp-PSNR of paper 001 (module docstring).
+    """Interp-PSNR of the INTERnet paper (module docstring).
 
     Args:
       generated: uint8 (T, H, W, 3) O, T >= 3.

@@ -1,4 +1,4 @@
-"""Metrics against the synthetic dataset's exact ground truth (DESIGN §6): the end-point error of
+"""Metrics against the synthetic dataset's exact ground truth (input_pipeline/synthetic.py): the end-point error of
 the predicted motion field and the true temporal error of a generated video.
 
 The ground truth is `<name>.npz` beside each synthetic video (`input_pipeline.synthetic`, whose

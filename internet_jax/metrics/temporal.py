@@ -6,7 +6,7 @@ unless told otherwise), in pixels, with the direction of that module: `compute_f
 the displacement of pixel p of frame a into frame b. Every warp is the project's one bilinear
 sampler, `geometry.warp` (backward: out(p) = image(p + flow(p))), with "border" padding.
 
-E_temp (D2G-Net, paper 003 Eq. 10, with its Eq. 5 and reference code):
+E_temp ("Robust Pose Transfer with Dynamic Details using Neural Video Rendering", Eq. 10, with its Eq. 5 and reference code):
 
   E_temp = 1 / ((T - 1) D) * sum_{t=1..T-1} sum_p c_t(p) || O_t(p) - O_{t-1}(p + b_t(p)) ||_2
 
@@ -21,7 +21,7 @@ E_temp (D2G-Net, paper 003 Eq. 10, with its Eq. 5 and reference code):
   divided by the number of confident pixels instead (the mean over valid pixels), reported beside.
   Lower is better.
 
-Interp-PSNR (paper 001 Sec. 4.1): "predict each frame I_t from O_{t-1} and O_{t+1}" and report the
+Interp-PSNR (INTERnet paper, Sec. 4.1): "predict each frame I_t from O_{t-1} and O_{t+1}" and report the
 average PSNR. The paper uses a pretrained Super SloMo [12] (`metrics.slomo`, needs its weights);
 this weight-free variant keeps Super SloMo's intermediate-flow approximation (Jiang et al. 2018,
 Eq. 4 at t = 1/2) and its blend (Eq. 1) without the learned refinement and visibility maps:
