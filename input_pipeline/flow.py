@@ -1,6 +1,6 @@
 """On-the-fly optical flow and the Sundaram et al. [27] confidence mask (paper Sec. 3.1, Eqs. 2-3).
 
-Direction (DESIGN §5): `compute_flow(a, b)` gives, for each pixel p of frame a, its displacement
+Direction: `compute_flow(a, b)` gives, for each pixel p of frame a, its displacement
 into frame b, so that `a(p) ~ b(p + flow(p))`. In the pipeline, a = I_{t-1} and b = I_t, so
 `f_t(O_t)(p) = O_t(p + f_t(p))` lies on frame t-1's grid and is compared with I_{t-1} (Eq. 2).
 

@@ -1,4 +1,4 @@
-"""Weight-free metrics against scikit-image and independent direct formulas (DESIGN §7)."""
+"""Weight-free metrics must match scikit-image and independent direct formulas numerically."""
 
 import cv2
 import numpy as np

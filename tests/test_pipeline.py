@@ -137,7 +137,7 @@ def test_random_flips_happen_and_can_be_disabled(source):
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_flow_warps_the_driving_frame_onto_the_previous_grid(flip):
-  """warp(D_t, grid + flow) ~ D_{t-1} where the mask is 1 (DESIGN §5), flipped or not."""
+  """warp(D_t, grid + flow) ~ D_{t-1} where the mask is 1 (flow D_{t-1} -> D_t), flipped or not."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from internet_jax import geometry  # pylint: disable=g-import-not-at-top
   moving = pipeline.make_moving_pattern_source(4, 12, 64, seed=1, speed=4.0)

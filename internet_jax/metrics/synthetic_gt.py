@@ -17,12 +17,12 @@ the same part label (interpolating a correspondence across a part edge would be 
 R = S the taps fall on the pixels and the ground truth is used exactly.
 
 * `motion_epe`: the model's `motion_full` for driving frame t holds, per output pixel z,
-  normalised align-corners coordinates F(z) in the source = frame 0 (DESIGN §4). In pixels at R,
-  x = (F_x + 1) (R - 1) / 2. EPE = mean over all frames and all source-visible pixels of
-  || F_px(z) - source_coords_R(z) ||_2, in pixels at the model resolution R. `source_visible` is
-  True on the figure where the surface point is visible in frame 0 *and* on the background
-  wherever background owns the pixel in both frames (its correspondence is the pixel itself, the
-  background being static), so `epe` is dominated by static background on small frames;
+  normalised align-corners coordinates F(z) in the source = frame 0 (internet_jax/geometry.py).
+  In pixels at R, x = (F_x + 1) (R - 1) / 2. EPE = mean over all frames and all source-visible
+  pixels of || F_px(z) - source_coords_R(z) ||_2, in pixels at the model resolution R.
+  `source_visible` is True on the figure where the surface point is visible in frame 0 *and* on the
+  background wherever background owns the pixel in both frames (its correspondence is the pixel
+  itself, the background being static), so `epe` is dominated by static background on small frames;
   `epe_figure` is the same mean over the source-visible figure pixels only (part_labels[t] != 0).
 * `motion_scores`: `motion_epe` of the model's field and of zero motion (the identity field,
   F(z) = z: "the driving frame is the source"), so both are averaged over the same pixels.

@@ -1,9 +1,9 @@
 """Convolutional building blocks shared by the INTERnet networks (Flax Linen, NHWC).
 
 Normalisation is per example (instance norm) everywhere: FOMM's synchronised BatchNorm would make
-results depend on how the batch is split over devices, and DESIGN §3 requires identical results on
-1 and 8 devices. Every module takes `dtype`, the compute dtype; parameters stay `param_dtype`
-(float32) so that bfloat16 training keeps full-precision weights.
+results depend on how the batch is split over devices, and results must be identical on 1 and 8
+devices (tests/test_train.py). Every module takes `dtype`, the compute dtype; parameters stay
+`param_dtype` (float32) so that bfloat16 training keeps full-precision weights.
 
 Rematerialisation (`config.model.remat`): the heavy blocks (hourglass levels, generator down/res/up
 blocks) can be wrapped in `nn.remat` through `maybe_remat`. The backward pass then recomputes each
