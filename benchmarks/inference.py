@@ -4,9 +4,9 @@ r"""Animation speed: frames/s of INTERnet inference, with and without the source
       [--batch=1,16] [--repeats=10] [--dtype=float32|bfloat16] [--output=PATH.json]
 
 For every resolution and batch size it times two ways of producing frames from one source image:
-* cache: `animate.Animator`, the source encoded once (`encode`, timed separately) and every batch
-  of driving frames run through `generate_chunks` (anchors of the driving frames, dense motion,
-  decoder);
+* cache: INTERnet's renderer (`Method.renderer`), the source encoded once (`start`, timed
+  separately) and every batch of driving frames run through `step` (anchors of the driving
+  frames, dense motion, decoder);
 * no_cache: the full `INTERnet.__call__` per batch, which re-encodes the source for every frame
   (source tiled to the batch), i.e. what one would run without the cache.
 Both include the uint8 -> float conversion and placement of the driving frames and the copy of the
@@ -34,8 +34,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from internet_jax import models  # noqa: E402
-from internet_jax.animate import Animator  # noqa: E402
+from internet_jax import method as method_lib  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=False)
 _RESOLUTION = flags.DEFINE_string("resolution", "256,512", "Comma-separated output resolutions.")
@@ -95,7 +94,9 @@ def main(argv):
   cases, encodes = [], []
   for resolution in resolutions:
     res_config = config_at(config, resolution, _BASE_RESOLUTION.value)
-    generator, _ = models.create_models(res_config)
+    method = method_lib.get(res_config.method)
+    networks = method.build(res_config)
+    generator = networks.generator
     image = jnp.zeros((1, resolution, resolution, 3), jnp.float32)
     params = jax.jit(generator.init)(jax.random.key(0), image, image)
     n_params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
@@ -105,16 +106,17 @@ def main(argv):
     full_call = jax.jit(lambda p, s, d: generator.apply(p, s, d))
     for batch in batches:
       driving = driving_pool[:batch]
-      animator = Animator(generator, params, batch_size=batch)
+      renderer = method.renderer(networks, {"g": params}, res_config, batch)
       if "cache" in modes:
         # Encoding once per source image: timed on its own, amortised over the whole video.
-        encode = time_case(lambda: animator.encode(source), _REPEATS.value, _WARMUP.value)
-        encoding = animator.encode(source)
+        encode = time_case(lambda: renderer.start(source, driving[0]), _REPEATS.value,
+                           _WARMUP.value)
+        carry = renderer.start(source, driving[0])
         if batch == batches[0]:
           encodes.append({"resolution": resolution, **encode})
 
         def cached():
-          _, outputs = next(animator.generate_chunks(encoding, driving))
+          _, outputs = renderer.step(carry, driving)
           return np.asarray(outputs["prediction"])  # the frames reach the host
 
         cases.append({"resolution": resolution, "base_resolution":

@@ -4,9 +4,8 @@ r"""Speed, memory and FLOP utilisation of the INTERnet training step.
       [--dtype=float32|bfloat16] [--remat] [--steps=20] [--synthetic_data] [--compile_only] \
       [--vgg_dtype=float32|model] [--profile_dir=DIR] [--output=PATH.json]
 
-Builds the models, optimisers, state and jitted step with train.py's own functions
-(`create_models`, `create_optimizers`, `create_train_state`, `make_train_step`), so the program
-measured is the program trained. Prints one JSON object (fields: benchmarks/README.md):
+Builds the method, its networks, optimisers, state and jitted step with train.py's own
+`create_training` (any method: `config.method`), so the program measured is the program trained. Prints one JSON object (fields: benchmarks/README.md):
 
 * compile: trace, lower and compile seconds of the jitted step (`.trace().lower().compile()`,
   persistent compilation cache off so a cache hit cannot hide the compile);
@@ -26,7 +25,6 @@ pixels) instead of the grain pipeline, which isolates the step from input prepar
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -40,8 +38,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from internet_jax import models, sharding, train  # noqa: E402
-from internet_jax.models import vgg  # noqa: E402
+from internet_jax import sharding, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=False)
 _GLOBAL_BATCH = flags.DEFINE_integer("global_batch", None, "Global batch (default: config).")
@@ -56,8 +53,8 @@ _PIPELINED_STEPS = flags.DEFINE_integer(
 _SYNTHETIC_DATA = flags.DEFINE_bool("synthetic_data", False,
                                     "Random uint8 batches instead of the grain pipeline.")
 _VGG_DTYPE = flags.DEFINE_enum(
-    "vgg_dtype", "float32", ["float32", "model"],
-    "Compute dtype of the frozen VGG-19: float32 (what train.py builds) or the model dtype.")
+    "vgg_dtype", None, ["float32", "model"],
+    "config.loss.vgg_dtype, the compute dtype of INTERnet's frozen VGG-19 (default: config).")
 _PROFILE_DIR = flags.DEFINE_string("profile_dir", None,
                                    "If set, a jax.profiler trace of 3 steps is written there.")
 _COMPILE_ONLY = flags.DEFINE_bool(
@@ -175,6 +172,8 @@ def main(argv):
     config.model.dtype = _DTYPE.value
   if _REMAT.value is not None:
     config.model.remat = _REMAT.value
+  if _VGG_DTYPE.value is not None:
+    config.loss.vgg_dtype = _VGG_DTYPE.value
   if _STEPS.value < 1:
     raise app.UsageError("--steps must be >= 1")
   notes = []
@@ -196,17 +195,10 @@ def main(argv):
   rss_baseline = common.rss_bytes()
 
   # --- Build exactly what train_and_evaluate builds. ---
-  generator, discriminator = models.create_models(config)
-  g_tx, d_tx = train.create_optimizers(config, steps_per_epoch=1000)
-  replicated = sharding.replicated(mesh)
-  state = jax.jit(functools.partial(train.create_train_state, config=config, generator=generator,
-                                    discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
-                  out_shardings=replicated)()
-  vgg_dtype = (jnp.float32 if _VGG_DTYPE.value == "float32"
-               else models.parse_dtype(config.model.dtype))
-  vgg_net, vgg_params = vgg.create_vgg(config.loss, dtype=vgg_dtype)
-  vgg_params = sharding.put_replicated(vgg_params, mesh)
-  p_train_step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
+  training = train.create_training(config, mesh, steps_per_epoch=1000)
+  state = training.init()
+  vgg_params = training.constants
+  p_train_step = training.step
 
   # --- Input: the grain pipeline of train.py, or a cycle of synthetic host batches. ---
   if _SYNTHETIC_DATA.value:
@@ -217,7 +209,8 @@ def main(argv):
     train_source = datasets.get_video_source(config.data, "train")
     iterator = pipeline.create_train_iterator(
         config.data, train_source, batch_size_per_process=local_batch, seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        example_fn=training.method.example_fn(config.data))
     input_source = f"pipeline (worker_count={config.data.worker_count})"
 
   def next_batch():
@@ -265,7 +258,7 @@ def main(argv):
 
   scalars = ({name: float(value) for name, value in jax.device_get(metrics).items()}
              if metrics is not None else {})
-  param_dtypes = sorted({str(x.dtype) for x in jax.tree.leaves((state.g_params, state.d_params))})
+  param_dtypes = sorted({str(x.dtype) for x in jax.tree.leaves(state.params)})
   dtype = config.model.dtype
   flops = common.cost_flops(compiled)
   peak = common.peak_flops(device, dtype)
@@ -282,9 +275,11 @@ def main(argv):
           "resolution": resolution, "base_resolution": config.model.base_resolution,
           "global_batch": global_batch, "per_device_batch": global_batch // len(jax.devices()),
           "dtype": dtype, "remat": bool(config.model.get("remat", False)),
-          "vgg_dtype": np.dtype(vgg_dtype).name, "temporal_scheme": config.temporal.scheme,
+          "vgg_dtype": (config.model.dtype if config.loss.get("vgg_dtype") == "model"
+                        else "float32") if "loss" in config else None,
+          "temporal_scheme": config.get("temporal", {}).get("scheme"),
           "input": input_source,
-          "g_params": count_params(state.g_params), "d_params": count_params(state.d_params),
+          **{f"{group}_params": count_params(params) for group, params in state.params.items()},
       },
       "compile": compile_report,
       "remat_regions_in_step": remat_count,

@@ -1,8 +1,9 @@
 """Default configuration: every field the project reads, with its meaning and source.
 
 Experiment configs (`dancefashion.py`, `synthetic.py`, the Table 2 ablations) import this file and
-override fields. Values the INTERnet paper (../shared/papers/001) does not give are marked with their
-source, mostly FOMM's `config/fashion-256.yaml` (reference/anchors-mission.md §1.8).
+override fields. Values the INTERnet paper ("Intrinsic Temporal Regularization for
+High-resolution Human Video Synthesis") does not give are marked with their source, mostly FOMM's
+config (github.com/AliaksandrSiarohin/first-order-model, config/fashion-256.yaml).
 """
 
 import ml_collections
@@ -10,7 +11,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.model_name = "internet"  # key of internet_jax.models.MODELS
+  config.method = "internet"  # a package under internet_jax/methods/ (internet_jax.method.get)
   config.seed = 0
 
   # --- Data (input_pipeline/) -------------------------------------------------------------------
@@ -99,6 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   loss.equivariance_colour = 0.0
   loss.vgg_weights = ""  # .safetensors/.npz/.pth of VGG-19 (torchvision or timm layout)
   loss.allow_random_vgg = False  # True: a frozen, seeded random VGG-19 when no weights are given
+  loss.vgg_dtype = "float32"  # compute dtype of the frozen VGG-19: float32 | model (model.dtype)
 
   # --- Temporal regularisation (paper Eqs. 2-4) ---------------------------------------------------
   config.temporal = temporal = ml_collections.ConfigDict()

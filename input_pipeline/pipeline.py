@@ -1,6 +1,7 @@
-"""The grain training and evaluation pipelines (DESIGN §3 Data, §5 Training sample).
+"""The grain training and evaluation pipelines: a chain that runs a method's example function,
+and the frame-pair example INTERnet trains on.
 
-A training example from video v (paper Sec. 3.3 / DESIGN §5):
+The frame-pair example from video v (the INTERnet paper, Sec. 3.3):
   S = frame 0, D_t = frame t with t > min_driving_offset, D_{t-1} = frame t - 1 (I_t = D_t);
   f_t = DIS(D_{t-1}, D_t): for each pixel p of frame t-1 its displacement into frame t, so that
   `warp(O_t, grid + f_t)` lies on frame t-1's grid (Eq. 2);
@@ -8,7 +9,7 @@ A training example from video v (paper Sec. 3.3 / DESIGN §5):
 Flow is computed on the un-augmented frames, converted to normalised units once here, then flipped
 together with the frames. All transforms are numpy/OpenCV (they run in grain worker processes).
 
-Batch contract with the training loop (per process, B = batch_size_per_process):
+Batch of the frame-pair example (per process, B = batch_size_per_process):
   source, driving, previous: uint8 (B, H, W, 3)   S, D_t, D_{t-1}
   flow: float32 (B, H, W, 2)                       f_t, normalised (x, y) displacement, t-1's grid
   flow_confidence: float32 (B, H, W, 1) in {0, 1}  Sundaram mask on t-1's grid
@@ -26,6 +27,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import threading
 import time
 from typing import Any, Iterator
@@ -117,7 +119,7 @@ class ExampleParams:
 
 
 def sample_driving_index(num_frames: int, min_driving_offset: int, rng: np.random.Generator) -> int:
-  """t uniform in [min_driving_offset + 1, num_frames - 1] (DESIGN §5: t > min_driving_offset).
+  """t uniform in [min_driving_offset + 1, num_frames - 1] (the INTERnet paper's sample: t > min_driving_offset).
 
   Videos too short for the offset (num_frames - 1 < min_driving_offset + 1) fall back to t uniform
   in [1, num_frames - 1], so that every video still yields examples (D_{t-1} needs t >= 1).
@@ -236,7 +238,7 @@ def make_train_example(source: sources.VideoSource, video: int, rng: np.random.G
     confidence = flow_lib.sundaram_confidence(
         forward, backward, fb_alpha=params.fb_alpha, fb_beta=params.fb_beta,
         mb_alpha=params.mb_alpha, mb_beta=params.mb_beta)
-    # The one pixel -> normalised conversion of the flow (DESIGN §4).
+    # The one pixel -> normalised conversion of the flow (models work in [-1, 1] coordinates).
     flow = flow_lib.pixel_to_normalized_flow(forward, height, width)
 
   with timer("augment"):
@@ -255,19 +257,23 @@ def make_train_example(source: sources.VideoSource, video: int, rng: np.random.G
   return example
 
 
-class TrainExampleTransform(grain.transforms.RandomMap):
-  """grain RandomMap: global example index -> training example of video index % num_videos."""
+def frame_pair_example_fn(data_config, force_flip: bool | None = None):
+  """The frame-pair example of `make_train_example` with `config.data`'s settings, as the
+  (source, video, rng) -> example function the chain runs (it pickles into grain workers)."""
+  return functools.partial(make_train_example, params=ExampleParams.from_config(data_config),
+                           flip=force_flip)
 
-  def __init__(self, source: sources.VideoSource, params: ExampleParams,
-               force_flip: bool | None = None):
+
+class ExampleTransform(grain.transforms.RandomMap):
+  """grain RandomMap: global example index -> `example_fn(source, index % num_videos, rng)`."""
+
+  def __init__(self, source: sources.VideoSource, example_fn):
     self._source = source
-    self._params = params
-    self._force_flip = force_flip
+    self._example_fn = example_fn
     self._num_videos = len(source)
 
   def random_map(self, element: int, rng: np.random.Generator) -> Example:
-    return make_train_example(self._source, int(element) % self._num_videos, rng, self._params,
-                              flip=self._force_flip)
+    return self._example_fn(self._source, int(element) % self._num_videos, rng)
 
 
 def steps_per_epoch(num_videos: int, num_repeats: int, global_batch: int) -> int:
@@ -285,7 +291,7 @@ def steps_per_epoch(num_videos: int, num_repeats: int, global_batch: int) -> int
 def create_train_dataset(data_config, source: sources.VideoSource, *, batch_size_per_process: int,
                          seed: int, process_index: int = 0, process_count: int = 1,
                          worker_count: int | None = None, read_threads: int | None = None,
-                         force_flip: bool | None = None) -> grain.IterDataset:
+                         force_flip: bool | None = None, example_fn=None) -> grain.IterDataset:
   """The training IterDataset (see `create_train_iterator`, which iterates it)."""
   num_videos = len(source)
   if num_videos == 0:
@@ -299,13 +305,14 @@ def create_train_dataset(data_config, source: sources.VideoSource, *, batch_size
   if read_threads is None:
     read_threads = 1 if worker_count > 0 else 2
   buffer_size = max(1, int(data_config.get("prefetch_buffer_size", 2)))
-  params = ExampleParams.from_config(data_config)
+  if example_fn is None:
+    example_fn = frame_pair_example_fn(data_config, force_flip)
 
   ds = grain.MapDataset.range(num_videos * num_repeats)
   ds = ds.shuffle(seed=seed)  # ShuffleMapDataset reseeds each epoch (seed + epoch)
   ds = ds.repeat(None)
   # Seeded by the *global* index, before the process slice (module docstring).
-  ds = ds.random_map(TrainExampleTransform(source, params, force_flip), seed=seed)
+  ds = ds.random_map(ExampleTransform(source, example_fn), seed=seed)
   ds = ds[process_index::process_count]
   ds = ds.batch(batch_size_per_process, drop_remainder=True)
   ids = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
@@ -320,7 +327,8 @@ def create_train_iterator(data_config, source: sources.VideoSource, *,
                           batch_size_per_process: int, seed: int, process_index: int = 0,
                           process_count: int = 1, worker_count: int | None = None,
                           read_threads: int | None = None,
-                          force_flip: bool | None = None) -> grain.DatasetIterator:
+                          force_flip: bool | None = None,
+                          example_fn=None) -> grain.DatasetIterator:
   """An endless, checkpointable iterator over training batches (the batch contract above).
 
   Args:
@@ -331,9 +339,12 @@ def create_train_iterator(data_config, source: sources.VideoSource, *,
     seed: shuffle and augmentation seed; the stream is a deterministic function of it.
     process_index, process_count: this host's share, `jax.process_index()/process_count()`.
     worker_count: grain worker processes (None: data_config.worker_count; 0: in this process).
-      Workers need the program to run under `absl.app.run` (stack-feasibility §2).
+      Workers need the program to run under `absl.app.run` (grain starts them by re-importing
+      the main module).
     read_threads: grain read threads per process (None: 2 in-process, 1 per worker).
     force_flip: None for random flips; True/False to force the flip (tests, visualisation).
+    example_fn: (source, video, rng) -> one example, a method's `Method.example_fn(data_config)`;
+      None: the frame-pair example (`frame_pair_example_fn`). `force_flip` applies to that one.
   Returns:
     A grain DatasetIterator: `next()` gives a batch dict; `get_state()`/`set_state()` (or
     `grain.checkpoint.CheckpointSave/CheckpointRestore` in an orbax Composite) resume exactly.
@@ -341,7 +352,7 @@ def create_train_iterator(data_config, source: sources.VideoSource, *,
   return iter(create_train_dataset(
       data_config, source, batch_size_per_process=batch_size_per_process, seed=seed,
       process_index=process_index, process_count=process_count, worker_count=worker_count,
-      read_threads=read_threads, force_flip=force_flip))
+      read_threads=read_threads, force_flip=force_flip, example_fn=example_fn))
 
 
 def iterate_eval_videos(source: sources.VideoSource,

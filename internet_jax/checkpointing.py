@@ -3,7 +3,7 @@ state and the config, under `<workdir>/checkpoints/<step>/`. Nothing is ever pic
 
 This is the only module that talks to Orbax, so that a move to the Orbax V1 API touches one file.
 
-Reliability (issue 6):
+Reliability:
 * Orbax writes a step into `<step>.orbax-checkpoint-tmp*` and renames it when complete, so a crash
   mid-save leaves a temporary directory that is never listed as a step; `create_manager` logs and
   removes such leftovers.
@@ -39,7 +39,13 @@ ITEM_NAMES = ("state", "data", "config")
 # a checkpoint names the data and weights of its run from any working directory.
 PATH_FIELDS = ("data.data_dir", "data.manual_dir", "loss.vgg_weights")
 # Config fields that decide the shapes of the state: named when a checkpoint does not fit.
-STRUCTURE_FIELDS = ("model_name", "model.", "optimizer.ema_decay")
+STRUCTURE_FIELDS = ("method", "model.", "optimizer.ema_decay")
+
+
+# The state layout before parameter groups (one G and one D as fields of the state).
+OLD_LAYOUT_KEYS = ("g_params", "ema_g_params")
+OLD_LAYOUT_MESSAGE = ("a checkpoint of the older layout (g_params, d_params); this version "
+                      "stores params/<group> and cannot read it: train again")
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -165,7 +171,7 @@ def _key_name(key: Any) -> str:
 
 
 def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-  """{"g_params.params.x.kernel": shape} of a state, an abstract state or Orbax tree metadata."""
+  """{"params.g.params.x.kernel": shape} of a state, an abstract state or Orbax tree metadata."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
   return {".".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
 
@@ -211,6 +217,8 @@ def _check_fits(manager: ocp.CheckpointManager, step: int, abstract_state: Any,
   if not saved_shapes:
     # Missing or empty: damage (fall back), not another config.
     raise ValueError(f"{where}: no readable state metadata")
+  if any(name.startswith(OLD_LAYOUT_KEYS) for name in saved_shapes):
+    raise IncompatibleCheckpointError(f"{where}: {OLD_LAYOUT_MESSAGE}")
   wanted_shapes = leaf_shapes(abstract_state)
   if saved_shapes == wanted_shapes:
     return
@@ -334,3 +342,129 @@ def quiet_logs():
     yield
   finally:
     logging.set_verbosity(verbosity)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a method's parameters for inference (animate, evaluate, notebooks)
+
+
+def _first_line(error: BaseException) -> str:
+  text = " ".join(str(error).strip().splitlines()[:1])
+  return text or type(error).__name__
+
+
+def _is_step_dir(path: str) -> bool:
+  return os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, "state"))
+
+
+def complete_steps(directory: str) -> list[int]:
+  """The committed steps in a checkpoints directory, oldest first (Orbax writes a step under a
+  temporary name and renames it when complete, so a numbered directory with `state/` is whole)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory)
+                if _is_step_dir(os.path.join(directory, name)))
+
+
+def resolve_checkpoint(path: str | os.PathLike, step: int | None = None) -> tuple[str, int]:
+  """(checkpoints directory, step) of a workdir, its `checkpoints/` folder, or one step directory
+  `<...>/<step>/` holding `state/` (which may have been copied anywhere); the newest complete step
+  unless `step` (or the step directory) names one. One-line FileNotFoundError otherwise."""
+  path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: no such workdir or checkpoint")
+  if _is_step_dir(path):
+    directory, named = os.path.dirname(path), int(os.path.basename(path))
+    if step is not None and step != named:
+      raise ValueError(f"{path}: is the checkpoint of step {named}, not {step}")
+    return directory, named
+  directory = checkpoint_dir(path) if os.path.isdir(checkpoint_dir(path)) else path
+  steps = complete_steps(directory)
+  if not steps:
+    if directory == path and not os.path.isdir(checkpoint_dir(path)):
+      raise FileNotFoundError(f"{path}: not a workdir (no checkpoints/ inside) nor a checkpoint "
+                              "step directory (no state/ inside)")
+    raise FileNotFoundError(f"{directory}: no complete checkpoint inside")
+  if step is None:
+    return directory, steps[-1]
+  if step not in steps:
+    raise FileNotFoundError(f"{directory}: no checkpoint of step {step} (steps: "
+                            f"{', '.join(map(str, steps))})")
+  return directory, step
+
+
+def _first_mismatch(abstract: Any, stored: Any) -> str | None:
+  """'<path>: ...' for the first parameter whose shape differs between the model the config
+  builds and the checkpoint (or that only one of them has); None when all agree."""
+  want, have = leaf_shapes(abstract), leaf_shapes(stored)
+  for key in sorted(want.keys() | have.keys()):
+    if want.get(key) != have.get(key):
+      return (f"{key}: the checkpoint has {have.get(key, 'nothing')}, the model needs "
+              f"{want.get(key, 'nothing')}")
+  return None
+
+
+def load_inference(path: str | os.PathLike, *, step: int | None = None,
+                   use_ema: bool | None = None):
+  """(method, networks, params, config, step) for inference from a workdir (its newest complete
+  checkpoint, or `step`) or a step directory: params = {group: parameters} of the method's
+  `inference_groups`, from `ema_params` (use_ema True; None: when the run kept an EMA, as
+  training's own evaluation does) or `params`.
+
+  The config saved with the checkpoint picks and builds the method; only those groups are read
+  (a partial restore into abstract targets from `jax.eval_shape` of the method's init), so the
+  optimiser states and the other groups are never loaded. One-line errors name the path.
+  """
+  from internet_jax import method as method_lib  # pylint: disable=g-import-not-at-top
+  directory, step = resolve_checkpoint(path, step)
+  step_dir = os.path.join(directory, str(step))
+  with quiet_logs(), ocp.CheckpointManager(
+      directory, item_names=ITEM_NAMES,
+      item_handlers={"state": ocp.PyTreeCheckpointHandler()},  # reads the StandardSave layout
+      options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+      config = ml_collections.ConfigDict(restored["config"])
+    except Exception as error:  # pylint: disable=broad-except
+      raise ValueError(f"{step_dir}: cannot read the saved config ({_first_line(error)})") \
+          from None
+    try:
+      method = method_lib.get(config.get("method", "internet"))
+      networks = method.build(config)
+    except (ValueError, KeyError, AttributeError) as error:
+      raise ValueError(f"{step_dir}: the saved config does not build a model "
+                       f"({_first_line(error)})") from None
+    has_ema = float(config.get("optimizer", {}).get("ema_decay", 0.0)) > 0
+    if use_ema and not has_ema:
+      raise ValueError(f"{step_dir}: no EMA parameters (trained with config.optimizer.ema_decay "
+                       "= 0); run without --use_ema")
+    name = "ema_params" if (has_ema if use_ema is None else use_ema) else "params"
+    groups = tuple(method.inference_groups)
+    abstract = jax.eval_shape(lambda: method.init_params(networks, jax.random.key(0), config))
+    abstract = {group: abstract[group] for group in groups}
+    # Shapes are compared from the metadata before anything is read: a failing Orbax restore
+    # leaves reads in flight that print tracebacks at exit.
+    try:
+      stored = manager.item_metadata(step)["state"]
+      stored = getattr(stored, "tree", stored)
+    except Exception as error:  # pylint: disable=broad-except
+      raise ValueError(f"{step_dir}: no readable state ({_first_line(error)})") from None
+    if any(key in stored for key in OLD_LAYOUT_KEYS):
+      raise ValueError(f"{step_dir}: {OLD_LAYOUT_MESSAGE}")
+    if name not in stored or any(group not in stored[name] for group in groups):
+      raise ValueError(f"{step_dir}: no {name} of the groups {', '.join(groups)} in the saved "
+                       "state")
+    mismatch = _first_mismatch(abstract, {group: stored[name][group] for group in groups})
+    if mismatch:
+      raise ValueError(f"{step_dir}: the parameters do not match the saved config: {name}."
+                       f"{mismatch}")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = {name: jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)}
+    restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), target)
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+          item=target, restore_args=restore_args, partial_restore=True)))
+    except Exception as error:  # pylint: disable=broad-except
+      raise ValueError(f"{step_dir}: cannot read {name} ({_first_line(error)})") from None
+  return method, networks, restored["state"][name], config, step

@@ -54,7 +54,7 @@ Trivial baselines, on the same frames as the model (a score means little without
   function on the same pixels (`epe_zero_motion`; `epe_figure`, `epe_figure_zero_motion` on the
   visible figure pixels only, `epe` also counting the static background).
 `frame_scores` / `mean_frame_scores` and `synthetic_gt.motion_scores` compute them here and in
-training's evaluation (`train.evaluate_reconstruction`). metrics.md shows them side by side.
+training's evaluation (`reconstruction.evaluate_reconstruction`). metrics.md shows them side by side.
 
 Bad input (unreadable or empty video, frame counts or sizes that differ, names that do not match,
 a missing or incompatible checkpoint) stops with one line naming the file, a non-zero exit and no
@@ -702,64 +702,22 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
 # Mode (a): self-imitation with a trained workdir
 
 
-def checkpoint_steps(workdir: str) -> list[int]:
-  """The committed checkpoint steps of a workdir, oldest first (Orbax writes a step under a
-  temporary name and renames it when complete, so a numbered directory with `state/` is whole)."""
-  from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  directory = Path(checkpointing.checkpoint_dir(workdir))
-  if not directory.is_dir():
-    raise FileNotFoundError(f"{directory}: no checkpoints (is --workdir a training workdir?)")
-  steps = sorted(int(p.name) for p in directory.iterdir()
-                 if p.name.isdigit() and (p / "state").is_dir())
-  if not steps:
-    raise FileNotFoundError(f"{directory}: no complete checkpoint inside")
-  return steps
-
-
-def load_generator(workdir: str, step: int | None = None):
-  """(config, generator, params, step) from the newest (or `step`) checkpoint of `workdir`.
-
-  The config saved with the checkpoint builds the model, and only the generator's parameters are
-  read (`animate.load_generator`: a partial restore, so checkpoints stay readable when TrainState
-  gains fields): the EMA of G when the run kept one (as training's own evaluation uses), else G's.
-  """
-  from internet_jax import animate, checkpointing  # pylint: disable=g-import-not-at-top
-  steps = checkpoint_steps(workdir)
-  directory = Path(checkpointing.checkpoint_dir(workdir))
-  if step is None:
-    step = steps[-1]
-  elif step not in steps:
-    raise FileNotFoundError(f"{directory}: no checkpoint of step {step} (steps: "
-                            f"{', '.join(map(str, steps))})")
-  try:
-    with checkpointing.quiet_logs():
-      saved = checkpointing.restore_config(workdir, step)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"{directory / str(step)}: cannot read the saved config "
-                     f"({_one_line(e)[:300]})") from None
-  use_ema = float(saved.get("optimizer", {}).get("ema_decay", 0.0)) > 0
-  generator, params, config = animate.load_generator(directory / str(step), use_ema=use_ema)
-  return config, generator, params, step
-
-
-def _animate(animator, source: np.ndarray, driving: np.ndarray
+def _animate(renderer, source: np.ndarray, driving: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray | None]:
-  """`source` animated by every frame of `driving`: (uint8 output, motion_full)."""
-  if not hasattr(animator, "generate_chunks"):  # an Animator without per-chunk outputs
-    return animator.animate(source, driving), None
-  encoding = animator.encode(source)
+  """`source` animated by every frame of `driving`: (uint8 output, motion_full or None when the
+  method's renderer gives no motion field). Absolute motion, as FOMM's reconstruction test."""
   predictions, motions = [], []
-  # Absolute motion (no relative-motion reference), as FOMM's reconstruction evaluation.
-  for valid, outputs in animator.generate_chunks(encoding, driving):
+  for valid, outputs in renderer.render_chunks(source, driving):
     predictions.append(np.asarray(outputs["prediction"][:valid], np.float32))
-    motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
+    if "motion_full" in outputs:
+      motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
   generated = np.clip(np.round(np.concatenate(predictions) * 255.0), 0, 255).astype(np.uint8)
-  return generated, np.concatenate(motions)
+  return generated, np.concatenate(motions) if motions else None
 
 
-def _reconstruct(animator, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _reconstruct(renderer, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
   """Self-imitation of one video: frame 0 animated by every frame. (uint8 output, motion_full)."""
-  return _animate(animator, frames[0], frames)
+  return _animate(renderer, frames[0], frames)
 
 
 def cross_identity_frames(manual_dir, name: str, resolution: int
@@ -783,9 +741,13 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   checkpoint's. Nothing is rendered or prepared: missing data is a one-line
   `datasets.MissingDataError` naming the folder and the command that recreates it."""
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  from internet_jax.animate import Animator  # pylint: disable=g-import-not-at-top
+  from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
   options = options or Options()
-  saved, generator, params, step = load_generator(workdir, step)
+  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+    raise FileNotFoundError(f"{checkpointing.checkpoint_dir(workdir)}: no checkpoints (is "
+                            "--workdir a training workdir?)")
+  # The EMA when the run kept one, as training's own evaluation uses.
+  method, networks, params, saved, step = checkpointing.load_inference(workdir, step=step)
   data_config = saved.data
   if config is not None:
     if int(config.data.resolution) != int(saved.data.resolution):
@@ -805,7 +767,8 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
     raise datasets.MissingDataError(
         f"{error} (the checkpoint's config names {', '.join(relative)}, relative to the directory "
         "training ran in: run from there, or pass --config)") from None
-  animator = Animator(generator, params, batch_size or int(saved.get("eval_batch_size", 8)))
+  renderer = method.renderer(networks, params, saved,
+                             batch_size or int(saved.get("eval_batch_size", 8)))
   truth_dir = Path(data_config.manual_dir) / "test"
   count = min(len(source), max_videos) if max_videos else len(source)
   scorer, cross_scorer = Scorer(options), Scorer(options)
@@ -813,7 +776,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   for video in tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr):
     name = source.video_name(video)
     frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
-    generated, motion_full = _reconstruct(animator, frames)
+    generated, motion_full = _reconstruct(renderer, frames)
     truth = truth_dir / f"{name}.npz"
     truth = truth if truth.is_file() else None
     scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
@@ -826,7 +789,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
       raise ValueError(f"{path}: {len(driving)} frames, but its test video {name} has "
                        f"{len(frames)}")
     # Cross-identity: A's frame 0 driven by B's frames; the target is A's own video.
-    generated, motion_full = _animate(animator, frames[0], driving)
+    generated, motion_full = _animate(renderer, frames[0], driving)
     cross_scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
   results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
                            workdir=str(workdir), step=step,
@@ -874,14 +837,14 @@ def _define_flags():
   flags.DEFINE_string("slomo_weights", "", "Super SloMo weights for the paper's Interp-PSNR.")
   flags.DEFINE_string("flow_preset", "medium", "DIS preset of the temporal metrics.")
   flags.DEFINE_bool("verbose", False, "Show INFO logs and full tracebacks for errors.")
-  return flags.FLAGS
 
 
 def main(argv):
   from absl import logging  # pylint: disable=g-import-not-at-top
   from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   errors.reject_extra_arguments(argv)
-  f = _FLAGS
+  f = flags.FLAGS
   # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
   logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)
   with errors.user_errors(verbose=f.verbose):
@@ -918,5 +881,5 @@ def main(argv):
 
 if __name__ == "__main__":
   from absl import app  # pylint: disable=g-import-not-at-top
-  _FLAGS = _define_flags()
+  _define_flags()
   app.run(main)

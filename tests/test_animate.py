@@ -1,4 +1,4 @@
-"""animate.py: relative-motion math, encode-once, output size/count/fps, --visualize panels, pairs
+"""animate.py with INTERnet's renderer: relative-motion math, encode-once, output size/count/fps, --visualize panels, pairs
 CSV, checkpoint restore (workdir, step dir, EMA) and one-line errors for bad input."""
 
 import functools
@@ -17,12 +17,14 @@ import pytest
 from configs import synthetic
 from input_pipeline import video_io
 from internet_jax import animate as animate_lib
-from internet_jax import checkpointing, models
+from internet_jax import checkpointing, inference
+from internet_jax import method as method_lib
+from internet_jax.methods.internet import renderer as renderer_lib
 from video_fixtures import smooth_frames, write_pngs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 4  # one batch size everywhere: every test reuses the same compilation
-PAD = animate_lib.PANEL_PAD
+PAD = inference.PANEL_PAD
 
 
 def _save_png(path, image):
@@ -40,20 +42,20 @@ def workdir(tmp_path_factory):
   """A workdir with one checkpoint written the way training writes it: `checkpointing.save` of a
   `train.TrainState` with the tree of `train.create_train_state`. Only the generator is really
   initialised (the rest is zeros: animation never reads it, and compiling the discriminator and
-  optimizer inits would double the fixture's time); the EMA parameters are offset from g_params so
+  optimizer inits would double the fixture's time); the EMA parameters are offset from params/g so
   that a test can tell which set was restored. Real training: the slow test at the bottom."""
   from internet_jax import train  # TensorFlow import: only when the fixture is needed
   config = synthetic.get_config("tiny")
   config.optimizer.ema_decay = 0.5
-  generator, discriminator = models.create_models(config)
-  g_tx, d_tx = train.create_optimizers(config, steps_per_epoch=1)
-  abstract = jax.eval_shape(functools.partial(train.create_train_state, config, generator,
-                                              discriminator, g_tx, d_tx))
+  method = method_lib.get(config.method)
+  networks = method.build(config)
+  abstract = jax.eval_shape(functools.partial(train.create_train_state, config, method, networks,
+                                              method.optimizers(config, 1)))
   state = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), abstract)
   image = np.zeros((1, 32, 32, 3), np.float32)
-  g_params = jax.jit(generator.init)(jax.random.key(0), image, image)
-  state = state.replace(g_params=g_params,
-                        ema_g_params=jax.tree.map(lambda x: x + 0.01, g_params))
+  g_params = jax.jit(networks.generator.init)(jax.random.key(0), image, image)
+  state = state.replace(params=dict(state.params, g=g_params),
+                        ema_params={"g": jax.tree.map(lambda x: x + 0.01, g_params)})
   path = tmp_path_factory.mktemp("run")
   manager = checkpointing.create_manager(str(path))
   checkpointing.save(manager, 3, state, None, config)
@@ -64,7 +66,8 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(workdir):
-  return animate_lib.load_generator(workdir)
+  """INTERnet's renderer of the workdir's (non-EMA) parameters, batch BATCH."""
+  return animate_lib.load_renderer(workdir, batch_size=BATCH)
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +94,15 @@ def media(tmp_path_factory):
 
 
 def _count_calls(monkeypatch, name):
-  """Counts calls of a module-level jitted function of animate.py (Animators bind them when
-  constructed, so patch before constructing one)."""
+  """Counts calls of a module-level jitted function of INTERnet's renderer module."""
   calls = []
-  original = getattr(animate_lib, name)
+  original = getattr(renderer_lib, name)
 
   def counted(*args, **kwargs):
     calls.append(1)
     return original(*args, **kwargs)
 
-  monkeypatch.setattr(animate_lib, name, counted)
+  monkeypatch.setattr(renderer_lib, name, counted)
   return calls
 
 
@@ -127,9 +129,9 @@ def test_normalize_anchors_relative_with_adapt_scale_matches_hand_values():
                      [[[2, 0], [0, 1]]] + [eye] * 4)
   driving = _anchors([[0.1, -0.05], [0.3, 0.0], [0.3, 0.3], [0.0, 0.3], [0.2, 0.1]],
                      [[[2, 1], [0, 1]]] + [eye] * 4)
-  assert animate_lib.adapt_scale_factor(source["value"], initial["value"]) == pytest.approx(2.0)
+  assert renderer_lib.adapt_scale_factor(source["value"], initial["value"]) == pytest.approx(2.0)
 
-  out = animate_lib.normalize_anchors(source, driving, initial, relative=True, adapt_scale=True)
+  out = renderer_lib.normalize_anchors(source, driving, initial, relative=True, adapt_scale=True)
   # kp_s + (kp_d - kp_d0) * 2: anchor 0 moved (+0.1, -0.05) -> (-0.1, -0.4); anchor 4 (+0.1, 0).
   want = [[-0.1, -0.4], [0.3, -0.3], [0.3, 0.3], [-0.3, 0.3], [0.2, 0.1]]
   np.testing.assert_allclose(np.asarray(out["value"])[0], want, atol=1e-6)
@@ -138,7 +140,7 @@ def test_normalize_anchors_relative_with_adapt_scale_matches_hand_values():
   np.testing.assert_allclose(np.asarray(out["jacobian"])[0, 1:], [eye] * 4, atol=1e-6)
 
   # Without adapt_scale the motion is copied as it is: anchor 0 -> (-0.2, -0.35).
-  plain = animate_lib.normalize_anchors(source, driving, initial, relative=True,
+  plain = renderer_lib.normalize_anchors(source, driving, initial, relative=True,
                                         adapt_scale=False)
   np.testing.assert_allclose(np.asarray(plain["value"])[0, 0], [-0.2, -0.35], atol=1e-6)
 
@@ -150,28 +152,28 @@ def test_normalize_anchors_identities_batching_and_errors():
   initial = {"value": rng.uniform(-1, 1, (1, 6, 2)).astype(np.float32),
              "jacobian": (np.eye(2) + 0.3 * rng.normal(size=(1, 6, 2, 2))).astype(np.float32)}
   # Driving == first driving frame: the source anchors, values exactly (x - x is 0 in floats).
-  same = animate_lib.normalize_anchors(source, initial, initial, relative=True, adapt_scale=True)
+  same = renderer_lib.normalize_anchors(source, initial, initial, relative=True, adapt_scale=True)
   np.testing.assert_array_equal(np.asarray(same["value"]), source["value"])
   np.testing.assert_allclose(np.asarray(same["jacobian"]), source["jacobian"], atol=1e-5)
 
   # A batch of driving frames against batch-1 source and first frame: row by row.
   batch = {k: np.concatenate([initial[k], initial[k] * 1.1, initial[k] - 0.05]) for k in initial}
-  out = animate_lib.normalize_anchors(source, batch, initial, relative=True, adapt_scale=False)
+  out = renderer_lib.normalize_anchors(source, batch, initial, relative=True, adapt_scale=False)
   for index in range(3):
-    row = animate_lib.normalize_anchors(source, {k: v[index:index + 1] for k, v in batch.items()},
+    row = renderer_lib.normalize_anchors(source, {k: v[index:index + 1] for k, v in batch.items()},
                                         initial, relative=True, adapt_scale=False)
     np.testing.assert_allclose(np.asarray(out["value"])[index], np.asarray(row["value"])[0],
                                atol=1e-6)
 
   # Absolute motion returns the driving anchors untouched; adapt_scale alone is refused.
-  absolute = animate_lib.normalize_anchors(source, batch, initial, relative=False,
+  absolute = renderer_lib.normalize_anchors(source, batch, initial, relative=False,
                                            adapt_scale=False)
   np.testing.assert_array_equal(absolute["value"], batch["value"])
   with pytest.raises(ValueError, match="needs relative"):
-    animate_lib.normalize_anchors(source, batch, initial, relative=False, adapt_scale=True)
+    renderer_lib.normalize_anchors(source, batch, initial, relative=False, adapt_scale=True)
   collinear = {"value": np.array([[[0, 0], [0.1, 0.1], [0.2, 0.2]]], np.float32)}
   with pytest.raises(ValueError, match="first driving frame anchors span no area"):
-    animate_lib.adapt_scale_factor(source["value"], collinear["value"])
+    renderer_lib.adapt_scale_factor(source["value"], collinear["value"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,12 +182,11 @@ def test_normalize_anchors_identities_batching_and_errors():
 
 def test_api_encodes_source_once_and_returns_every_frame_at_model_resolution(
     loaded, media, monkeypatch):
-  generator, params, config = loaded
+  renderer, config = loaded, loaded.config
   _, _, driving, source = media
   encodes = _count_calls(monkeypatch, "_encode_source")
   generates = _count_calls(monkeypatch, "_generate")
-  frames, extras = animate_lib.animate(generator, params, source, np.stack(driving),
-                                       batch_size=BATCH, return_outputs=True)
+  frames, extras = animate_lib.animate(renderer, source, np.stack(driving), return_outputs=True)
   resolution, k = config.data.resolution, config.model.num_anchors
   base = config.model.base_resolution
   assert frames.shape == (10, resolution, resolution, 3) and frames.dtype == np.uint8
@@ -194,7 +195,7 @@ def test_api_encodes_source_once_and_returns_every_frame_at_model_resolution(
   assert extras["composition"].shape == (10, base, base, k + 1)
   assert extras["confidence"].shape == (10, base, base, 1)
   assert extras["driving_anchors"]["value"].shape == (10, k, 2)
-  assert extras["source_anchors"]["jacobian"].shape == (k, 2, 2)
+  assert extras["source_anchors"]["jacobian"].shape == (10, k, 2, 2)
   # The output column of the visualisation is the output itself.
   left = 3 * PAD + 2 * resolution  # the third panel
   np.testing.assert_array_equal(
@@ -202,31 +203,27 @@ def test_api_encodes_source_once_and_returns_every_frame_at_model_resolution(
 
 
 def test_relative_motion_in_the_pipeline(loaded, media):
-  generator, params, _ = loaded
   _, _, driving, source = media
   driving = np.stack([video_io.resize_and_pad(f, 32) for f in driving])
-  run = functools.partial(animate_lib.animate, generator, params, batch_size=BATCH,
-                          return_outputs=True)
+  run = functools.partial(animate_lib.animate, loaded, return_outputs=True)
   # Source != first frame: frame 0 is driven by the source's own anchors (no motion yet), and
   # later frames by the source anchors plus the driving motion since frame 0.
   _, absolute = run(source, driving)
   _, relative = run(source, driving, relative=True)
-  kp_s = relative["source_anchors"]["value"]
+  kp_s = relative["source_anchors"]["value"][0]
   np.testing.assert_allclose(relative["driving_anchors"]["value"][0], kp_s, atol=1e-5)
   motion = absolute["driving_anchors"]["value"] - absolute["driving_anchors"]["value"][:1]
   np.testing.assert_allclose(relative["driving_anchors"]["value"], kp_s + motion, atol=1e-5)
   # Source == first frame: relative (with adapt_scale, then 1) gives the absolute result.
-  plain = animate_lib.animate(generator, params, driving[0], driving, batch_size=BATCH)
-  scaled = animate_lib.animate(generator, params, driving[0], driving, batch_size=BATCH,
-                               relative=True, adapt_scale=True)
+  plain = animate_lib.animate(loaded, driving[0], driving)
+  scaled = animate_lib.animate(loaded, driving[0], driving, relative=True, adapt_scale=True)
   assert np.abs(plain.astype(int) - scaled.astype(int)).max() <= 1
 
 
 def test_animate_file_count_size_fps_and_formats(loaded, media, tmp_path, monkeypatch):
-  generator, params, _ = loaded
   _, paths, driving, _ = media
   encodes = _count_calls(monkeypatch, "_encode_source")
-  animator = animate_lib.Animator(generator, params, BATCH)
+  animator = loaded
   out = tmp_path / "out" / "a.mp4"  # the folder is created
   assert animate_lib.animate_file(animator, paths["source"], paths["driving"], out) == 10
   video = video_io.read_video(out)
@@ -245,14 +242,13 @@ def test_animate_file_count_size_fps_and_formats(loaded, media, tmp_path, monkey
 
 
 def test_visualize_writes_six_panels(loaded, media, tmp_path):
-  generator, params, _ = loaded
   _, paths, driving, _ = media
-  animator = animate_lib.Animator(generator, params, BATCH)
+  animator = loaded
   out = tmp_path / "vis.mp4"
   animate_lib.animate_file(animator, paths["source"], paths["driving"], out,
                            visualize_panels=True, progress=False)
   video = video_io.read_video(out)
-  assert len(animate_lib.PANELS) == 6
+  assert len(loaded.panel_names) == 6
   assert video.shape == (10, 32 + 2 * PAD, 6 * 32 + 7 * PAD, 3)
   # Panel order: the second panel is the driving frame (resized and padded), up to h264 loss.
   panel = video[:, PAD:PAD + 32, 2 * PAD + 32:2 * PAD + 64].astype(int)
@@ -261,28 +257,24 @@ def test_visualize_writes_six_panels(loaded, media, tmp_path):
 
 
 def test_failure_mid_video_leaves_no_output(loaded, tmp_path):
-  generator, params, _ = loaded
   frames = smooth_frames(9, 32, 32)
   write_pngs(tmp_path / "clip", frames)
   (tmp_path / "clip" / "0000006.png").write_bytes(b"broken")  # after the first chunk is written
   _save_png(tmp_path / "source.png", frames[0])
   out = tmp_path / "out" / "x.mp4"
   with pytest.raises(ValueError, match="0000006.png: not a readable"):
-    animate_lib.animate_file(animate_lib.Animator(generator, params, BATCH),
-                             tmp_path / "source.png", tmp_path / "clip", out, progress=False)
+    animate_lib.animate_file(loaded, tmp_path / "source.png", tmp_path / "clip", out, progress=False)
   assert _files(tmp_path / "out") == []  # neither the video nor its temporary file
 
 
 def test_pairs_csv_writes_one_video_per_row(loaded, media, tmp_path):
-  generator, params, _ = loaded
   root, paths, _, _ = media
   csv_path = tmp_path / "pairs.csv"
   shutil.copy(paths["source"], tmp_path / "near.png")
   # A path relative to the CSV's folder, an absolute one, a frame folder and a blank line.
   csv_path.write_text(f"source,driving\nnear.png,{paths['driving']}\n\n"
                       f"{paths['gray16']},{paths['frames']}\n")
-  written = animate_lib.animate_pairs(animate_lib.Animator(generator, params, BATCH), csv_path,
-                                      tmp_path / "videos", progress=False)
+  written = animate_lib.animate_pairs(loaded, csv_path, tmp_path / "videos", progress=False)
   assert _files(tmp_path / "videos") == ["gray16__frames.mp4", "near__dance.mp4"]
   assert [p.name for p in written] == ["near__dance.mp4", "gray16__frames.mp4"]
   assert video_io.read_video(written[0]).shape == (10, 32, 32, 3)
@@ -304,17 +296,19 @@ def test_read_pairs_errors_name_the_csv_line(media, tmp_path):
       animate_lib.read_pairs(csv_path)
 
 
-def test_load_generator_from_workdir_step_dir_and_ema(workdir, loaded, tmp_path):
-  generator, params, config = loaded
-  assert config.model.num_anchors == 4 and generator.resolution == 32
+def test_load_inference_from_workdir_step_dir_and_ema(workdir, tmp_path):
+  method, networks, params, config, step = checkpointing.load_inference(workdir, use_ema=False)
+  assert method is method_lib.get("internet") and step == 3 and set(params) == {"g"}
+  assert config.model.num_anchors == 4 and networks.generator.resolution == 32
   leaves = jax.tree.leaves(params)
   # A step directory copied elsewhere restores the same parameters.
   copied = tmp_path / "elsewhere" / "3"
   shutil.copytree(workdir / "checkpoints" / "3", copied)
-  _, step_params, _ = animate_lib.load_generator(copied)
+  _, _, step_params, _, _ = checkpointing.load_inference(copied, use_ema=False)
   for a, b in zip(leaves, jax.tree.leaves(step_params)):
     np.testing.assert_array_equal(a, b)
-  _, ema, _ = animate_lib.load_generator(workdir, use_ema=True)
+  # The EMA by default when the run kept one (use_ema=None), as evaluation uses.
+  _, _, ema, _, _ = checkpointing.load_inference(workdir)
   for a, b in zip(leaves, jax.tree.leaves(ema)):
     np.testing.assert_allclose(np.asarray(b) - np.asarray(a), 0.01, atol=1e-6)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from internet_jax import evaluate, train
+from internet_jax import evaluate, inference, reconstruction, train
 from internet_jax.metrics import image, synthetic_gt
 
 
@@ -284,30 +284,27 @@ class _Source:
     return self.frames[t]
 
 
-class _Animator:
+class _Renderer(inference.Renderer):
   """Outputs the driving frame itself; its motion field is the ground truth's exact one for the
-  driving frame's index (looked up by its pixels)."""
-  batch_size = 2
+  driving frame's index (looked up by its pixels), when given. Chunks of 3 frames."""
 
   def __init__(self, motion, videos):
+    super().__init__(resolution=16, batch_size=3)
     self.motion = motion  # (T, H, W, 2) for every frame of the video
     self.index = {frame.tobytes(): t for frames in videos for t, frame in enumerate(frames)}
     self.driven = []
 
-  def encode(self, frame):
-    return frame
+  def start(self, source, first_driving):
+    return None
 
-  def generate_chunks(self, encoding, driving):
-    for start in range(0, len(driving), self.batch_size):
-      chunk = driving[start:start + self.batch_size]
-      indices = [self.index[frame.tobytes()] for frame in chunk]
-      self.driven.append(indices)
-      yield len(chunk), {"prediction": chunk.astype(np.float32) / 255.0,
-                         "confidence": np.ones(chunk.shape[:3] + (1,), np.float32),
-                         "motion_full": self.motion[indices]}
-
-  def animate(self, source, driving):
-    return driving
+  def step(self, carry, chunk):
+    indices = [self.index[frame.tobytes()] for frame in chunk]
+    self.driven.append(indices)
+    outputs = {"prediction": chunk.astype(np.float32) / 255.0,
+               "confidence": np.ones(chunk.shape[:3] + (1,), np.float32)}
+    if self.motion is not None:
+      outputs["motion_full"] = self.motion[indices]
+    return carry, outputs
 
 
 def _paint(truth, background, figure):
@@ -336,8 +333,8 @@ def _cross_case(tmp_path, count=5, size=16):
 
 def test_training_evaluation_logs_copy_source_figure_and_zero_motion(tmp_path):
   truth, frames, partner = _cross_case(tmp_path)
-  animator = _Animator(_normalised(truth["source_coords"], 16), (frames, partner))
-  scores = train.evaluate_reconstruction(animator, _Source(frames), num_videos=3,
+  animator = _Renderer(_normalised(truth["source_coords"], 16), (frames, partner))
+  scores = reconstruction.evaluate_reconstruction(animator, _Source(frames), num_videos=3,
                                          frames_per_video=3, ground_truth_dir=tmp_path / "test",
                                          manual_dir=tmp_path)
   indices = [0, 2, 4]
@@ -362,16 +359,17 @@ def test_training_evaluation_logs_copy_source_figure_and_zero_motion(tmp_path):
       [np.abs(driving_b[i] - targets[i])[union[i]].mean() for i in range(3)]), rel=1e-6)
   assert scores["eval/cross/l1_copy_source"] == scores["eval/l1_copy_source"]
   assert scores["eval/cross/motion_epe_zero_motion"] == scores["eval/motion_epe_zero_motion"]
-  line = train.format_eval_scores(scores)
+  line = reconstruction.format_eval_scores(scores)
   assert f"L1 0.0000 (copy-source {scores['eval/l1_copy_source']:.4f});" in line
   assert "motion EPE 0.000 px (zero motion 4.472 px);" in line
-  cross = train.format_eval_scores(scores, "eval/cross/")
+  cross = reconstruction.format_eval_scores(scores, "eval/cross/")
   assert (f"L1 {scores['eval/cross/l1']:.4f} (copy-source "
           f"{scores['eval/cross/l1_copy_source']:.4f}) WORSE") in cross
 
   # Without ground truth and partners (another dataset): the whole-frame pair only.
-  plain = train.evaluate_reconstruction(_Animator(animator.motion, (frames,)), _Source(frames),
-                                        num_videos=1, frames_per_video=3)
+  plain = reconstruction.evaluate_reconstruction(_Renderer(animator.motion, (frames,)),
+                                                 _Source(frames), num_videos=1,
+                                                 frames_per_video=3)
   assert "eval/l1_figure" not in plain and "eval/motion_epe" not in plain
   assert not any(key.startswith("eval/cross/") for key in plain)
   assert plain["eval/l1_copy_source"] == scores["eval/l1_copy_source"]
@@ -380,11 +378,11 @@ def test_training_evaluation_logs_copy_source_figure_and_zero_motion(tmp_path):
 def test_sample_animation_is_cross_identity_when_a_partner_exists(tmp_path, monkeypatch):
   truth, frames, partner = _cross_case(tmp_path)
   written = []
-  monkeypatch.setattr(train.video_io, "write_video", lambda path, video, fps: written.append(video))
-  animator = _Animator(None, (frames, partner))
+  monkeypatch.setattr(reconstruction.video_io, "write_video", lambda path, video, fps: written.append(video))
+  animator = _Renderer(None, (frames, partner))
   monkeypatch.chdir(tmp_path)
-  train.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
-                               manual_dir=tmp_path)
+  reconstruction.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
+                                        manual_dir=tmp_path)
   panels = np.split(written[-1], 4, axis=2)  # source | driving (B) | output | target (A)
   # The contact sheet: 4 rows (panels) x 4 columns (all 4 frames), 16 px cells, 2 px padding.
   sheet = cv2.imread(str(tmp_path / "x.png"))[..., ::-1]
@@ -398,8 +396,8 @@ def test_sample_animation_is_cross_identity_when_a_partner_exists(tmp_path, monk
   np.testing.assert_array_equal(panels[1], partner[:4])
   np.testing.assert_array_equal(panels[2], partner[:4])  # the stand-in outputs its driving frame
   np.testing.assert_array_equal(panels[3], frames[:4])
-  train.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
-                               manual_dir=tmp_path / "test")  # no test_cross/ there
+  reconstruction.write_sample_animation("x.mp4", animator, _Source(frames), max_frames=4,
+                                        manual_dir=tmp_path / "test")  # no test_cross/ there
   panels = np.split(written[-1], 3, axis=2)  # self-imitation: source | driving | output
   np.testing.assert_array_equal(panels[1], frames[:4])
 
@@ -411,13 +409,13 @@ def test_eval_every_steps_is_validated_and_adds_evaluations(tiny_config, tmp_pat
     with pytest.raises(ValueError, match=r"config\.eval_every_steps"):
       train.validate_config(config)
   calls = []
-  real = train.evaluate_reconstruction
+  real = reconstruction.evaluate_reconstruction
 
   def recording(*args, **kwargs):
     calls.append(real(*args, **kwargs))
     return calls[-1]
 
-  monkeypatch.setattr(train, "evaluate_reconstruction", recording)
+  monkeypatch.setattr(reconstruction, "evaluate_reconstruction", recording)
   config = copy.deepcopy(tiny_config)
   config.eval_every_steps, config.sample_animation, config.image_every_steps = 1, False, 0
   train.train_and_evaluate(config, str(tmp_path / "run"))

@@ -3,7 +3,8 @@ to the paper's schemes; bad values give one-line errors naming the field."""
 import pytest
 
 from configs import ablations, dancefashion, default, synthetic
-from internet_jax import models, train
+from internet_jax import losses, method, monitor, optimizers, train
+from internet_jax.methods.internet import objective
 
 ALL_CONFIGS = {
     "default": default.get_config,
@@ -18,9 +19,9 @@ ALL_CONFIGS = {
 @pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
 def test_config_builds_models(name):
   config = ALL_CONFIGS[name]()
-  generator, discriminator = models.create_models(config)
-  assert generator.resolution == config.data.resolution
-  assert config.temporal.scheme in train.TEMPORAL_SCHEMES
+  networks = method.get(config.method).build(config)
+  assert networks.generator.resolution == config.data.resolution
+  assert config.temporal.scheme in losses.TEMPORAL_SCHEMES
 
 
 def test_table2_ablations_follow_the_paper():
@@ -46,7 +47,7 @@ def test_paper_values_in_dancefashion():
 
 @pytest.mark.parametrize("field, value, message", [
     ("temporal.scheme", "sometimes", "config.temporal.scheme"),
-    ("model_name", "bdmm9", "config.model_name"),
+    ("method", "bdmm9", "config.method"),
     ("batch_size", 0, "config.batch_size"),
     ("batch_size", -4, "config.batch_size"),
     ("data.resolution", 48, "config.data.resolution"),  # not a power-of-two multiple of 16
@@ -104,14 +105,14 @@ def test_vgg_weights_are_needed_only_by_a_vgg_loss(tmp_path):
   config = synthetic.get_config("tiny")  # pixel-pyramid frame loss: no VGG term
   config.loss.allow_random_vgg = False
   train.validate_config(config)  # no weights, none needed
-  assert not train.uses_vgg(config.loss)
+  assert not objective.uses_vgg(config.loss)
   weights = tmp_path / "vgg19.safetensors"
   weights.write_bytes(b"x")
   config.loss.vgg_weights = str(weights)
   with pytest.raises(ValueError, match="is given but no loss term uses VGG-19"):
     train.validate_config(config)  # weights that nothing would read
   paper = synthetic.get_config("tiny,paper_losses")
-  assert train.uses_vgg(paper.loss)
+  assert objective.uses_vgg(paper.loss)
   assert (paper.optimizer.name, paper.loss.perceptual, paper.loss.adversarial) == (
       "radam", 10.0, 1.0)
   with pytest.raises(FileNotFoundError, match="VGG-19 weights not found"):
@@ -125,25 +126,25 @@ def test_unknown_ablation_is_named():
 
 def test_learning_rate_drops_tenfold_at_the_configured_epochs():
   config = dancefashion.get_config()
-  schedule = train.create_learning_rate_fn(2e-4, config, steps_per_epoch=10)
+  schedule = optimizers.learning_rate_schedule(2e-4, config, steps_per_epoch=10)
   assert [float(schedule(s)) for s in (0, 599, 600, 899, 900)] == pytest.approx(
       [2e-4, 2e-4, 2e-5, 2e-5, 2e-6])
 
 
 def test_non_finite_terms_are_named_loss_terms_first():
   nan, inf = float("nan"), float("inf")
-  assert train.nonfinite_terms({"g/perceptual": 1.0, "d/total": 0.5, "nonfinite": 0}) == []
+  assert monitor.nonfinite_terms({"g/perceptual": 1.0, "d/total": 0.5, "nonfinite": 0}) == []
   metrics = {"g/grad_norm": nan, "g/total": nan, "g/temporal": inf, "g/perceptual": 1.0,
              "nonfinite": 1, "skipped_steps": 3, "consecutive_skipped_steps": 2}
-  assert train.nonfinite_terms(metrics) == ["g/temporal", "g/total", "g/grad_norm"]
+  assert monitor.nonfinite_terms(metrics) == ["g/temporal", "g/total", "g/grad_norm"]
 
 
 def test_monitor_stops_after_the_configured_number_of_skips():
-  monitor = train.NonFiniteMonitor(max_consecutive=2)
+  guard = monitor.NonFiniteMonitor(max_consecutive=2)
   finite = {"g/temporal": 0.5, "nonfinite": 0, "skipped_steps": 0, "consecutive_skipped_steps": 0}
-  monitor.check(1, finite)
+  guard.check(1, finite)
   skipped = {"g/temporal": float("nan"), "nonfinite": 1, "skipped_steps": 1,
              "consecutive_skipped_steps": 1}
-  monitor.check(2, skipped)  # one skip: a warning, the run goes on
+  guard.check(2, skipped)  # one skip: a warning, the run goes on
   with pytest.raises(FloatingPointError, match=r"step 3: 2 consecutive .*non-finite: g/temporal"):
-    monitor.check(3, dict(skipped, skipped_steps=2, consecutive_skipped_steps=2))
+    guard.check(3, dict(skipped, skipped_steps=2, consecutive_skipped_steps=2))

@@ -18,8 +18,7 @@ import safetensors.numpy
 
 from configs import synthetic as synthetic_config
 from input_pipeline import datasets, synthetic, video_io
-from internet_jax import evaluate, train
-from internet_jax.animate import Animator
+from internet_jax import checkpointing, evaluate, train
 from internet_jax.metrics import image
 from internet_jax.metrics import slomo
 from numpy_layers import slomo_state
@@ -241,14 +240,15 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   assert 0.0 <= video["epe_figure"] < 32.0
   assert 0.0 < video["l1_figure_copy_source"] < 1.0 and 0.0 < video["l1_figure"] < 1.0
 
-  # The reconstruction is the Animator's (absolute motion, source = frame 0) with the restored
-  # generator, and the motion field comes with it.
-  config, generator, params, step = evaluate.load_generator(trained_workdir)
+  # The reconstruction is the method's renderer's (absolute motion, source = frame 0) with the
+  # restored parameters, and the motion field comes with it.
+  method, networks, params, config, step = checkpointing.load_inference(trained_workdir)
+  renderer = method.renderer(networks, params, config, 4)
   assert step == 2 and config.data.resolution == 32
   source = datasets.get_video_source(config.data, "test")
   frames = np.stack([source.read_frame(0, t) for t in range(source.num_frames(0))])
-  generated, motion_full = evaluate._reconstruct(Animator(generator, params, 4), frames)
-  np.testing.assert_array_equal(generated, Animator(generator, params, 4).animate(frames[0], frames))
+  generated, motion_full = evaluate._reconstruct(renderer, frames)
+  np.testing.assert_array_equal(generated, renderer.animate(frames[0], frames))
   assert motion_full.shape == (12, 32, 32, 2)
   assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
   copy = np.broadcast_to(frames[0], frames.shape)  # copy-source: the source for every frame
@@ -262,7 +262,7 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   name = source.video_name(0)
   partner = video_io.read_video(os.path.join(config.data.manual_dir, "test_cross", name), 32)
   assert np.abs(partner.astype(int) - frames).mean() > 5  # another appearance indeed
-  crossed, _ = evaluate._animate(Animator(generator, params, 4), frames[0], partner)
+  crossed, _ = evaluate._animate(renderer, frames[0], partner)
   cross_video = cross["videos"][name]
   assert cross_video["l1"] == pytest.approx(image.l1(crossed, frames).mean(), abs=1e-9)
   assert cross_video["l1_copy_source"] == video["l1_copy_source"]  # the same source and target

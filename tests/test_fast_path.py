@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from configs import default, synthetic
-from internet_jax import geometry, models, sharding, train
-from internet_jax.models import generator as generator_lib
-from internet_jax.models import motion, vgg
-from internet_jax.models.internet import INTERnet
+from internet_jax import geometry, sharding, train
+from internet_jax.methods.internet import generator as generator_lib
+from internet_jax.methods.internet import motion
+from internet_jax.methods.internet.model import INTERnet
+from internet_jax.models import vgg
 
 REMAT_PRIMITIVES = ("checkpoint", "remat", "remat2")
 
@@ -68,18 +69,12 @@ def bf16_training():
   config.loss.allow_random_vgg = True
   config.model.dtype = "bfloat16"
   mesh = sharding.create_mesh()
-  generator, discriminator = models.create_models(config)
-  g_tx, d_tx = train.create_optimizers(config, 10)
-  vgg_net, vgg_params = train.create_vgg(config.loss)
-  init = jax.jit(functools.partial(train.create_train_state, config=config, generator=generator,
-                                   discriminator=discriminator, g_tx=g_tx, d_tx=d_tx),
-                 out_shardings=sharding.replicated(mesh))
-  make_step = functools.partial(train.make_train_step, config, generator, discriminator,
-                                vgg_net, g_tx, d_tx, mesh)
+  training = train.create_training(config, mesh, 10)
+  make_step = functools.partial(train.make_train_step, config, training.method,
+                                training.networks, training.txs, mesh)
   return types.SimpleNamespace(
-      config=config, init=init, make_step=make_step, step=make_step(),
-      batch=sharding.put_batch(random_batch(config), mesh),
-      vgg_params=sharding.put_replicated(vgg_params, mesh))
+      config=config, init=training.init, make_step=make_step, step=training.step,
+      batch=sharding.put_batch(random_batch(config), mesh), vgg_params=training.constants)
 
 
 # --- (a) bfloat16 compute, float32 parameters ----------------------------------------------------
@@ -91,7 +86,7 @@ def test_bfloat16_step_is_finite_and_keeps_float32_params(bf16_training):
   # The step really computes in bfloat16: every G and D convolution (forward and backward) has
   # bfloat16 operands (the frozen VGG-19 runs in float32, as train.py builds it).
   jaxpr = t.step.trace(state, t.batch, t.vgg_params).jaxpr
-  kernels = [p for p, _ in jax.tree_util.tree_leaves_with_path((state.g_params, state.d_params))
+  kernels = [p for p, _ in jax.tree_util.tree_leaves_with_path(state.params)
              if "kernel" in jax.tree_util.keystr(p)]
   assert count_bf16_convolutions(jaxpr) >= len(kernels)
 
@@ -101,11 +96,11 @@ def test_bfloat16_step_is_finite_and_keeps_float32_params(bf16_training):
   assert all(np.isfinite(v) for v in values.values()), values
   assert values["g/grad_norm"] > 0 and values["d/grad_norm"] > 0
   assert int(state.step) == 2
-  for name in ("g_params", "d_params", "g_opt_state", "d_opt_state"):
+  for name in ("params", "opt_state"):
     dtypes = {x.dtype for x in jax.tree.leaves(getattr(state, name))
               if jnp.issubdtype(x.dtype, jnp.floating)}
     assert dtypes == {jnp.dtype(jnp.float32)}, (name, dtypes)
-  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.g_params))
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
 
 
 # --- (d) no host round-trips inside the step -----------------------------------------------------

@@ -1,9 +1,9 @@
 """Learning check: trained for a few hundred steps, INTERnet recovers a known motion.
 
-One scene (a smooth random texture), seen through windows: the driving frame is a pure
-translation of the source by a known integer shift s (pixels), driving(z) = source(z - s), so
-the anchors can lock onto the scene's landmarks and the exact backward motion field is
-F(z) = z - s (DESIGN §4) wherever z - s lies inside the frame, and the zero-motion baseline's
+One scene (a smooth random texture), seen through windows: the driving frame is a pure translation
+of the source by a known integer shift s (pixels), driving(z) = source(z - s), so the anchors can
+lock onto the scene's landmarks and the exact backward motion field is F(z) = z - s
+(internet_jax/geometry.py) wherever z - s lies inside the frame, and the zero-motion baseline's
 end-point error there is |s|. The tiny synthetic config with the embedded default's losses must
 bring the motion EPE of `motion_full` below half that baseline (measured when written: 0.49 px
 against 3.20 px). With the previous default's losses (RAdam, random VGG-19 features, GAN terms,
@@ -11,14 +11,13 @@ temporal weight 10, instance-normalised stem) the same 300 steps ended at 8.0 px
 motion. About a minute on two CPU cores, so it runs with the fast tests.
 """
 
-import functools
 
 import jax
 import numpy as np
 from scipy import ndimage
 
 from configs import synthetic
-from internet_jax import models, sharding, train
+from internet_jax import sharding, train
 
 SIZE = 32
 MARGIN = 4  # the largest shift, in pixels
@@ -72,22 +71,17 @@ def _train_and_measure(config) -> tuple[float, float]:
   config.data.resolution = SIZE
   config.num_train_steps = STEPS
   mesh = sharding.create_mesh()
-  generator, discriminator = models.create_models(config)
-  g_tx, d_tx = train.create_optimizers(config, steps_per_epoch=STEPS)
-  state = jax.jit(functools.partial(train.create_train_state, config=config, generator=generator,
-                                    discriminator=discriminator, g_tx=g_tx, d_tx=d_tx))()
-  vgg_net, vgg_params = train.create_vgg(config.loss)
-  step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
-  vgg_params = sharding.put_replicated(vgg_params, mesh)
+  training = train.create_training(config, mesh, steps_per_epoch=STEPS)
+  state = training.init()
   rng = np.random.default_rng(0)
   scene = _textures(rng, 1)
   for _ in range(STEPS):
     batch = _batch(*_translation_pairs(rng, scene, config.batch_size)[:2])
-    state, _ = step(state, sharding.put_batch(batch, mesh), vgg_params)
+    state, _ = training.step(state, sharding.put_batch(batch, mesh), training.constants)
   # Held-out pairs: the same scene, new shifts.
   source, driving, shifts = _translation_pairs(np.random.default_rng(1), scene, 16)
-  params = jax.device_get(state.g_params)
-  outputs = jax.jit(generator.apply)(params, source / 255.0, driving / 255.0)
+  params = jax.device_get(state.params["g"])
+  outputs = jax.jit(training.networks.generator.apply)(params, source / 255.0, driving / 255.0)
   return _motion_epe(np.asarray(outputs["motion_full"]), shifts)
 
 

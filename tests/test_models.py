@@ -1,4 +1,4 @@
-"""internet_jax.models: shapes, the outputs contract and the geometric identities of INTERnet.
+"""INTERnet's networks (internet_jax/methods/internet/): shapes, the outputs contract and the geometric identities of INTERnet.
 
 Everything runs at a tiny config (R=64, base 16, K=4, widths 8-32) under jax.jit, one compile per
 function, so the file stays fast on a shared CPU.
@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from configs import default
-from internet_jax import geometry, models
-from internet_jax.models import generator as generator_lib
-from internet_jax.models import layers, motion
-from internet_jax.models.internet import INTERnet
+from internet_jax import geometry, method
+from internet_jax.methods.internet import generator as generator_lib
+from internet_jax.methods.internet import motion
+from internet_jax.methods.internet.discriminator import MultiScaleDiscriminator
+from internet_jax.methods.internet.model import INTERnet
+from internet_jax.models import layers
 
 R, BASE, K, B = 64, 16, 4, 2
 
@@ -33,6 +35,12 @@ def tiny_config(**model_overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def build(config):
+  """(generator, discriminator) of INTERnet's `Method.build`."""
+  networks = method.get("internet").build(config)
+  return networks.generator, networks.discriminator
+
+
 def count_params(tree) -> int:
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
@@ -47,7 +55,7 @@ def images():
 @pytest.fixture(scope="module")
 def internet(images):
   """(model, params, outputs of model(source, driving)) from one compiled init_with_output."""
-  generator, _ = models.create_models(tiny_config())
+  generator, _ = build(tiny_config())
   outputs, params = jax.jit(generator.init_with_output)(jax.random.key(0), *images)
   return generator, params, outputs
 
@@ -208,7 +216,7 @@ def test_single_skip_mode_has_fewer_params_and_same_outputs(images):
   for mode in ("multiscale", "single"):
     config = tiny_config()
     config.model.generator.skip_mode = mode
-    generator, _ = models.create_models(config)
+    generator, _ = build(config)
     params = jax.eval_shape(generator.init, jax.random.key(0), *images)["params"]
     counts[mode] = count_params(params)
     shapes = jax.eval_shape(generator.apply, {"params": params}, *images)
@@ -277,7 +285,7 @@ def test_same_source_and_driving_gives_identity_motion(animate, images):
 
 def test_bfloat16_compute_returns_float32(internet, images, outputs):
   config = tiny_config(dtype="bfloat16")
-  generator, _ = models.create_models(config)
+  generator, _ = build(config)
   _, params, _ = internet  # parameters are float32 in both dtypes: the same tree applies
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
   out = jax.jit(generator.apply)(params, *images)
@@ -293,7 +301,7 @@ def test_bfloat16_compute_returns_float32(internet, images, outputs):
 
 
 def test_multiscale_discriminator_structure(images):
-  _, disc = models.create_models(tiny_config())
+  _, disc = build(tiny_config())
   out, params = jax.jit(disc.init_with_output)(jax.random.key(0), images[0])
   assert len(out) == 2 and set(params["params"]) == {"scale_0", "scale_1"}
   sizes = []
@@ -314,25 +322,23 @@ def test_multiscale_discriminator_structure(images):
 
 
 def test_registry_and_one_line_errors():
-  assert "internet" in models.MODELS
-  generator, disc = models.create_models(tiny_config())
-  assert isinstance(generator, INTERnet) and isinstance(disc, models.MultiScaleDiscriminator)
-  config = tiny_config()
-  config.model_name = "nope"
-  with pytest.raises(ValueError, match=r"^config.model_name: unknown model 'nope'; known: "):
-    models.create_models(config)
+  assert "internet" in method.available()
+  generator, disc = build(tiny_config())
+  assert isinstance(generator, INTERnet) and isinstance(disc, MultiScaleDiscriminator)
+  with pytest.raises(ValueError, match=r"^config.method: unknown method 'nope'; known: .*internet"):
+    method.get("nope")
   for resolution in (72, 48):  # not divisible by 16; 48 / 16 = 3 is not a power of two
     config = tiny_config()
     config.data.resolution = resolution
     with pytest.raises(ValueError, match=r"^config.data.resolution: ") as info:
-      models.create_models(config)
+      build(config)
     assert "\n" not in str(info.value)
   config = tiny_config()
   config.model.motion.num_blocks = 5  # 16 is not divisible by 2^5
   with pytest.raises(ValueError, match=r"^config.model.motion.num_blocks: "):
-    models.create_models(config)
+    build(config)
   config = tiny_config(dtype="float16")
   with pytest.raises(ValueError, match=r"^config.model.dtype: "):
-    models.create_models(config)
+    build(config)
   with pytest.raises(ValueError, match="not divisible"):
     layers.Hourglass(8, num_blocks=3).init(jax.random.key(0), jnp.zeros((1, 12, 12, 3)))

@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from input_pipeline import datasets, pipeline, video_io
-from internet_jax import checkpointing, models, sharding, train
+from internet_jax import checkpointing, monitor, sharding, train
 from internet_jax.models import vgg
 from video_fixtures import smooth_frames, write_pngs
 
@@ -165,7 +165,7 @@ def test_kill_9_twice_and_sigterm_then_resume_is_bitwise_identical(tiny_config, 
 
 def test_stop_signals_set_a_flag_and_restore_the_handlers():
   before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-  with train.StopSignals() as stop:
+  with monitor.StopSignals() as stop:
     assert not stop.requested(1)
     os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this (the main) thread
     assert stop.requested(2) and stop.signum == signal.SIGINT
@@ -294,19 +294,13 @@ def step_setup(tiny_config):
   """The jitted train step of the tiny config, a fresh state and one real batch."""
   config = tiny_config
   mesh = sharding.create_mesh()
-  generator, discriminator = models.create_models(config)
-  g_tx, d_tx = train.create_optimizers(config, 10)
-  init = functools.partial(train.create_train_state, config=config, generator=generator,
-                           discriminator=discriminator, g_tx=g_tx, d_tx=d_tx)
-  init = jax.jit(init, out_shardings=sharding.replicated(mesh))
-  vgg_net, vgg_params = train.create_vgg(config.loss)
-  step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
+  training = train.create_training(config, mesh, 10)
   source = datasets.get_video_source(config.data, "train")
   batch = next(pipeline.create_train_iterator(config.data, source,
                                               batch_size_per_process=config.batch_size, seed=0,
                                               worker_count=0))
-  return dict(init=init, step=step, batch=batch, mesh=mesh,
-              vgg_params=sharding.put_replicated(vgg_params, mesh))
+  return dict(init=training.init, step=training.step, batch=batch, mesh=mesh,
+              vgg_params=training.constants)
 
 
 def _host(tree):
@@ -319,7 +313,7 @@ def _counters(metrics) -> tuple[int, int, int]:
   return tuple(int(metrics[k]) for k in ("nonfinite", "skipped_steps", "consecutive_skipped_steps"))
 
 
-def test_non_finite_step_is_skipped_inside_the_jitted_step(step_setup):
+def test_non_finite_step_is_skipped_inside_the_jitted_step(step_setup, tiny_config):
   s = step_setup
   run = lambda state, batch: s["step"](state, sharding.put_batch(batch, s["mesh"]),
                                        s["vgg_params"])
@@ -333,27 +327,26 @@ def test_non_finite_step_is_skipped_inside_the_jitted_step(step_setup):
   assert np.isnan(metrics["g/temporal"]) and np.isfinite(metrics["g/reconstruction_l1"])
   assert _counters(metrics) == (1, 1, 1)
   assert int(after.step) == 1 and int(after.skipped_steps) == 1
-  for name in ("g_params", "d_params", "g_opt_state", "d_opt_state", "ema_g_params"):
+  for name in ("params", "opt_state", "ema_params"):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b, err_msg=name),
                  getattr(after, name), getattr(before, name))
   with pytest.raises(FloatingPointError, match="g/temporal"):
-    train.NonFiniteMonitor(max_consecutive=1).check(1, metrics)
+    monitor.NonFiniteMonitor(max_consecutive=1).check(1, metrics)
 
   state, metrics = run(state, s["batch"])  # a finite batch updates again and resets the run
   metrics, updated = _host(metrics), _host(state)
   assert _counters(metrics) == (0, 1, 0)
   assert np.isfinite(metrics["g/total"])
   changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b),
-                                         updated.g_params, after.g_params))
+                                         updated.params, after.params))
   assert any(changed)
-  # Two loop steps, one skipped: optax has counted one update, which is where the logged
-  # learning rate reads the schedule.
-  counts = [int(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(updated.g_opt_state)[0]
+  # Two loop steps, one skipped: optax has counted one update (the skipped step kept the
+  # optimiser state), so the schedule, and the logged learning rate, stand at one update.
+  counts = [int(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(updated.opt_state)[0]
             if "count" in jax.tree_util.keystr(path)]
   assert counts and set(counts) == {1}
-  schedule = lambda count: 1.0 / (1 + count)  # noqa: E731  any schedule that tells counts apart
-  assert (train.next_learning_rate(schedule, int(updated.step), int(updated.skipped_steps))
-          == schedule(counts[0]))
+  rate = train.learning_rates(state)
+  assert rate["learning_rate/g"] == pytest.approx(tiny_config.optimizer.g_lr)
 
 
 def test_consecutive_non_finite_steps_stop_the_loop_naming_the_term(tiny_config, tmp_path,

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from input_pipeline import datasets, pipeline
-from internet_jax import checkpointing, losses, models, train
+from internet_jax import checkpointing, losses, method, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,30 +70,23 @@ def test_step_on_one_device_equals_step_on_eight(tiny_config):
     import numpy as np, jax
     from configs import synthetic
     from input_pipeline import datasets, pipeline
-    from internet_jax import models, sharding, train
-    from internet_jax.models import vgg
+    from internet_jax import sharding, train
     config = synthetic.get_config("tiny,paper_losses")  # the GAN and VGG terms too
     config.loss.allow_random_vgg = True
     config.batch_size = 8
     config.model.motion.temperature = 1.0
     config.data.manual_dir, config.data.data_dir = {tiny_config.data.manual_dir!r}, {tiny_config.data.data_dir!r}
-    generator, discriminator = models.create_models(config)
-    g_tx, d_tx = train.create_optimizers(config, 10)
-    vgg_net, vgg_params = train.create_vgg(config.loss)
     source = datasets.get_video_source(config.data, "train")
     batch = next(pipeline.create_train_iterator(config.data, source, batch_size_per_process=8,
                                                 seed=0, worker_count=0))
     results = {{}}
     for n in (1, 8):
       mesh = sharding.create_mesh(n)
-      init = functools.partial(train.create_train_state, config=config, generator=generator,
-                               discriminator=discriminator, g_tx=g_tx, d_tx=d_tx)
-      state = jax.jit(init, out_shardings=sharding.replicated(mesh))()
-      before = jax.device_get(state.g_params)
-      step = train.make_train_step(config, generator, discriminator, vgg_net, g_tx, d_tx, mesh)
-      state, metrics = step(state, sharding.put_batch(batch, mesh),
-                            sharding.put_replicated(vgg_params, mesh))
-      after = jax.device_get(state.g_params)
+      training = train.create_training(config, mesh, 10)
+      state = training.init()
+      before = jax.device_get(state.params["g"])
+      state, metrics = training.step(state, sharding.put_batch(batch, mesh), training.constants)
+      after = jax.device_get(state.params["g"])
       delta = jax.tree.leaves(jax.tree.map(lambda a, b: (a - b).ravel(), after, before))
       results[n] = dict(metrics={{k: float(v) for k, v in jax.device_get(metrics).items()}},
                         delta=np.concatenate(delta).tolist(), devices=len(mesh.devices.ravel()),
@@ -132,7 +125,7 @@ def test_two_processes_train_and_agree_on_parameters(tiny_config, tmp_path):
     config.data.manual_dir, config.data.data_dir = "{manual_dir}", "{data_dir}"
     config.sample_animation = False
     state = train.train_and_evaluate(config, "{workdir}")
-    leaves = jax.tree.leaves(jax.device_get(state.g_params))
+    leaves = jax.tree.leaves(jax.device_get(state.params["g"]))
     np.save("{workdir}/params_%d.npy" % process_id, np.concatenate([x.ravel() for x in leaves]))
     print("STEP", int(state.step), "PROCESSES", jax.process_count())
   """.format(port=port, manual_dir=data.manual_dir, data_dir=data.data_dir, workdir=workdir)
@@ -150,7 +143,7 @@ def test_two_processes_train_and_agree_on_parameters(tiny_config, tmp_path):
 
 def test_intrinsic_temporal_loss_reaches_the_motion_estimator(tiny_config):
   """With O_t held fixed, only the intrinsic scheme (Eq. 4) sends gradient into Stage I."""
-  generator, _ = models.create_models(tiny_config)
+  generator = method.get("internet").build(tiny_config).generator
   r = tiny_config.data.resolution
   rng = np.random.default_rng(0)
   source, driving, previous = (jnp.asarray(rng.random((2, r, r, 3)), jnp.float32) for _ in range(3))

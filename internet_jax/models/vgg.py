@@ -4,9 +4,9 @@ The network is the convolutional part of torchvision's `vgg19().features`: 16 co
 (SAME, stride 1) each followed by ReLU, and a 2x2 max-pool after blocks 1-4 (the pool after
 block 5 is never needed for features). Input images are (..., H, W, 3) in [0, 1]; the ImageNet
 mean/std normalisation the weights were trained with is applied inside, as in FOMM
-(reference/anchors-mission.md §1.6).
+(github.com/AliaksandrSiarohin/first-order-model, modules/model.py `Vgg19`).
 
-Weights cannot be downloaded on our machines (DESIGN §5 "VGG-19 weights"): `load_vgg19_params`
+Weights cannot be downloaded on our machines: `load_vgg19_params`
 reads a user-supplied torchvision/timm state dict from .safetensors, .npz or (with torch
 installed) .pth. Without weights a config may allow `random_vgg19_params`, a seeded He-normal
 network, and `create_vgg` / `make_vgg_features_fn` log that the feature losses then use random
@@ -319,6 +319,13 @@ def _params_from_config(loss_config: Any) -> tuple[dict, str]:
       "The perceptual and style losses need VGG-19 weights and config.loss.vgg_weights is "
       f"empty: {HOW_TO_SUPPLY_WEIGHTS} (or set --config.loss.allow_random_vgg=True for a "
       "random feature network).")
+
+
+def vgg_module(loss_config: Any, dtype: Any = jnp.float32) -> VGG19:
+  """The frozen VGG-19 module computing the layers `config.loss` reads (no weights loaded)."""
+  layers = _layers_for(loss_config)
+  _check_layers(layers)
+  return VGG19(layers=layers, dtype=dtype)
 
 
 def create_vgg(loss_config: Any, layers: Sequence[str] | None = None,

@@ -1,4 +1,4 @@
-"""Multi-scale PatchGAN discriminator (pix2pixHD style; paper Eq. 8 with N_D scales; DESIGN §5).
+"""Multi-scale PatchGAN discriminator (pix2pixHD style; Eq. 8 of the INTERnet paper with N_D scales).
 
 Each scale is a PatchGAN: `num_blocks` conv 4x4 blocks with widths block_expansion * 2^i (capped
 at max_features), instance norm on every block but the first, LeakyReLU 0.2; strides 2 except the

@@ -1,4 +1,4 @@
-"""Stage II of INTERnet, the frame generator (paper Sec. 3.3, Eq. 6; DESIGN §5).
+"""Stage II of INTERnet, the frame generator (INTERnet paper Sec. 3.3, Eq. 6).
 
 A multiscale residual generator with deformable skip connections: the source image is encoded at
 the output resolution R and down to the base resolution (512/256/128 in the paper); every encoder
@@ -134,7 +134,7 @@ class Generator(nn.Module):
       if self.skip_mode == "multiscale":  # deformable skip connection (Eq. 6 at level i)
         skip = deform(features[level], motions[level], confidences[level])
         x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-    # Sigmoid in float32: the prediction feeds the losses (DESIGN §4: images in [0, 1]).
+    # Sigmoid in float32: the prediction feeds the losses (images are in [0, 1] everywhere).
     prediction = jax.nn.sigmoid(self.final(x).astype(jnp.float32))
     return {"prediction": prediction, "motion_pyramid": motions,
             "confidence_pyramid": confidences}

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from internet_jax import geometry
-from internet_jax.models import generator as generator_lib
-from internet_jax.models import motion as motion_lib
+from internet_jax.methods.internet import generator as generator_lib
+from internet_jax.methods.internet import motion as motion_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

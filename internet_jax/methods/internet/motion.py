@@ -1,7 +1,7 @@
-"""Stage I of INTERnet, the motion estimator (paper Sec. 3.3, Eq. 5; DESIGN §5).
+"""Stage I of INTERnet, the motion estimator (INTERnet paper Sec. 3.3, Eq. 5).
 
 Both networks run at the base resolution (128 for 512 input); the caller downsamples the images
-with `geometry.downsample`. Coordinates follow DESIGN §4: normalised (x, y) in [-1, 1],
+with `geometry.downsample`. Coordinates are normalised (x, y) in [-1, 1],
 align-corners, and motion fields are backward (driving-frame pixel -> source position).
 
 * `AnchorDetector`: motion anchors K_k (expected coordinates of K spatial-softmax heatmaps) and
@@ -45,7 +45,7 @@ def spatial_softmax_anchors(logits: jax.Array, temperature: float) -> tuple[jax.
 
 
 class AnchorDetector(nn.Module):
-  """Motion anchors and local Jacobians from one image (FOMM keypoint detector, §1.2).
+  """Motion anchors and local Jacobians from one image (FOMM's KPDetector, first-order-model modules/keypoint_detector.py).
 
   Differences from FOMM: instance norm instead of synchronised BatchNorm, and the 7x7 heatmap and
   Jacobian heads use SAME padding, so the heatmaps cover the full base grid (FOMM pads 0, which
@@ -99,7 +99,7 @@ def sparse_motions(height: int, width: int, source: dict, driving: dict) -> jax.
 
   Index 0 is the identity (background) motion; index k >= 1 is the first-order local motion of
   anchor k-1, T_k(z) = K^s + J^s (J^d)^-1 (z - K^d), which maps the driving anchor onto the
-  source anchor (backward warping, DESIGN §4: the constraint of Eq. 5 read driving -> source).
+  source anchor (backward warping: the constraint of Eq. 5 read driving -> source).
   `source` and `driving` are anchor dicts with value (B, K, 2) and jacobian (B, K, 2, 2).
   """
   grid = geometry.coordinate_grid(height, width)  # (h, w, 2)
@@ -124,7 +124,7 @@ class DenseMotion(nn.Module):
   """Dense motion F^0 (Eq. 5), composition weights and confidence map M^0 at base resolution.
 
   The hourglass sees, for each of the K+1 motions, the heatmap difference G(K^d) - G(K^s) (zero for
-  the background) and the source warped by that motion (FOMM dense motion network, §1.3); from its
+  the background) and the source warped by that motion (FOMM's DenseMotionNetwork, first-order-model modules/dense_motion.py); from its
   last feature map one 7x7 conv predicts the composition logits (softmax over K+1) and another the
   confidence M^0 (sigmoid) — the paper's "additional layer attached to the last feature map".
   """

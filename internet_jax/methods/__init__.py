@@ -1,0 +1,1 @@
+"""The methods; each subpackage defines `METHOD` (`internet_jax.method.Method`)."""

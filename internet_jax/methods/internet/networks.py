@@ -1,0 +1,83 @@
+"""INTERnet's networks: config checks of `config.model`, `build`, parameter init and the shape of
+one training batch (`Method.validate_config` / `build` / `init_params` / `batch_shapes`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from internet_jax import config_checks
+from internet_jax.methods.internet import generator as generator_lib
+from internet_jax.methods.internet.discriminator import MultiScaleDiscriminator
+from internet_jax.methods.internet.model import INTERnet, parse_dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """G (motion estimator + generator), the multi-scale D, the frozen VGG-19 of the perceptual
+  and style terms (None when no term uses it), and the frozen `config` the loss reads."""
+  generator: nn.Module
+  discriminator: nn.Module
+  vgg: nn.Module | None
+  config: ml_collections.FrozenConfigDict
+
+
+def validate_model(config: ml_collections.ConfigDict) -> None:
+  """One-line ValueErrors naming the offending field of `config.model` (nothing is built)."""
+  resolution, model = config.data.resolution, config.model
+  config_checks.require_int(config, "model.num_anchors", 1)
+  base = model.base_resolution
+  if not config_checks.is_int(base) or base < 1 or resolution % base:
+    raise ValueError(f"config.data.resolution: {resolution} is not divisible by "
+                     f"config.model.base_resolution {base}")
+  ratio = resolution // base
+  if ratio & (ratio - 1):
+    raise ValueError(f"config.data.resolution: {resolution} / config.model.base_resolution {base} "
+                     f"= {ratio} is not a power of two")
+  for field in ("detector_num_blocks", "num_blocks"):
+    factor = 2 ** model.motion[field]
+    if base % factor:
+      raise ValueError(f"config.model.motion.{field}: base_resolution {base} is not divisible by "
+                       f"2^{model.motion[field]}")
+  config_checks.require_choice(config, "model.generator.skip_mode", generator_lib.SKIP_MODES,
+                               "mode")
+  parse_dtype(model.dtype)
+
+
+def build(config: ml_collections.ConfigDict) -> Networks:
+  """`Method.build` (checks `config.model` first)."""
+  from internet_jax.methods.internet import objective  # pylint: disable=g-import-not-at-top
+  validate_model(config)
+  model = ml_collections.FrozenConfigDict(config.model)
+  dtype = parse_dtype(model.dtype)
+  d = model.discriminator
+  generator = INTERnet(resolution=config.data.resolution, config=model, dtype=dtype)
+  discriminator = MultiScaleDiscriminator(
+      num_scales=d.num_scales, num_blocks=d.num_blocks, block_expansion=d.block_expansion,
+      max_features=d.max_features, dtype=dtype)
+  return Networks(generator=generator, discriminator=discriminator,
+                  vgg=objective.vgg_module(config),
+                  config=ml_collections.FrozenConfigDict(config))
+
+
+def init_params(nets: Networks, key: jax.Array, config: ml_collections.ConfigDict) -> dict:
+  """`Method.init_params`: {"g": G's parameters, "d": D's}."""
+  resolution = config.data.resolution
+  image = jnp.zeros((1, resolution, resolution, 3), jnp.float32)
+  g_key, d_key = jax.random.split(key)
+  return {"g": nets.generator.init(g_key, image, image),
+          "d": nets.discriminator.init(d_key, image)}
+
+
+def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
+  """`Method.batch_shapes`: the frame-pair example (`input_pipeline.pipeline.make_train_example`)
+  with a leading batch axis."""
+  r = config.data.resolution
+  uint8 = lambda: jax.ShapeDtypeStruct((batch_size, r, r, 3), jnp.uint8)  # noqa: E731
+  return {"source": uint8(), "driving": uint8(), "previous": uint8(),
+          "flow": jax.ShapeDtypeStruct((batch_size, r, r, 2), jnp.float32),
+          "flow_confidence": jax.ShapeDtypeStruct((batch_size, r, r, 1), jnp.float32)}
