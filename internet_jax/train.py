@@ -50,13 +50,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   """One-line errors naming the field, before anything is prepared, written or compiled: the
   shared sections here, the method's own through `Method.validate_config`."""
   method = method_lib.get(config.get("method", "internet"))
-  data = config.data
   config_checks.require_choice(config, "data.name", datasets.NAMES, "dataset")
   config_checks.require_int(config, "data.resolution", 1)
   for name, minimum in (("min_driving_offset", 0), ("num_repeats", 1), ("worker_count", 0)):
     config_checks.require_int(config, f"data.{name}", minimum)
   config_checks.require_choice(config, "data.flow_preset", tuple(flow_lib.PRESETS), "DIS preset")
-  del data
   method.validate_config(config)
   sharding.check_batch_size(config.batch_size)
   config_checks.require(

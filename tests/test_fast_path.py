@@ -17,7 +17,6 @@ from internet_jax import geometry, sharding, train
 from internet_jax.methods.internet import generator as generator_lib
 from internet_jax.methods.internet import motion
 from internet_jax.methods.internet.model import INTERnet
-from internet_jax.models import vgg
 
 REMAT_PRIMITIVES = ("checkpoint", "remat", "remat2")
 

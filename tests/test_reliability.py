@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import dataclasses
-import functools
 import os
 import pickle
 import random
