@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,31 +35,6 @@ import optax
 
 Config = ml_collections.ConfigDict
 Params = dict[str, Any]  # {group name: that group's parameter pytree}
-
-
-class Renderer(Protocol):
-  """Inference for one set of parameters: a source image animated by driving frames, chunk by
-  chunk, with a carry for whatever outlives a chunk (INTERnet: the source encoding; a recurrent
-  method: its state). Frames are uint8 (R, R, 3) at the model resolution. `inference.py` drives
-  it (padding, overlap with the host, progress); animate, evaluate and training use that."""
-
-  resolution: int  # R
-  batch_size: int  # frames per `render` call (the last chunk is padded to it)
-  # Extra output keys `panels` reads (besides "prediction"), fetched only for --visualize.
-  panel_keys: tuple[str, ...]
-
-  def start(self, source: np.ndarray, first_driving: np.ndarray, **options) -> Any:
-    """The carry before the first chunk. `options` are the method's inference switches (INTERnet:
-    relative, adapt_scale); an option the method does not know is a ValueError."""
-
-  def render(self, carry: Any, chunk: np.ndarray) -> tuple[Any, dict[str, jax.Array]]:
-    """`batch_size` driving frames -> (next carry, outputs): device arrays with a leading axis of
-    `batch_size`, at least "prediction" (float in [0, 1], (B, R, R, 3)). Optional keys the shared
-    evaluation reads: "motion_full" ((B, R, R, 2) backward field into the source, for the
-    synthetic motion EPE) and "confidence" ((B, h, w, 1), its mean is logged)."""
-
-  def panels(self, source: np.ndarray, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Side-by-side visualisation frames (uint8) of one fetched chunk (--visualize)."""
 
 
 def _no_constants(config: Config) -> Any:
@@ -100,8 +75,10 @@ class Method:
   """config.data -> the function the grain workers run, (VideoSource, video index, rng) -> one
   example of numpy arrays (no batch axis); every random choice from `rng`. Must pickle."""
 
-  renderer: Callable[[Any, Params, Config, int], Renderer]
-  """(networks, {group: params} of `inference_groups`, config, batch_size) -> a `Renderer`."""
+  renderer: Callable[[Any, Params, Config, int], Any]
+  """(networks, {group: params} of `inference_groups`, config, batch_size) -> a renderer, a
+  subclass of `inference.Renderer` (it writes `start` and `step`; the chunking, padding and the
+  carry across chunks are the base class's)."""
 
   summary_images: Callable[[Any, Params, dict[str, np.ndarray]], dict[str, np.ndarray]]
   """(networks, params, host batch) -> {tag: uint8 (H, W, 3)} for TensorBoard (train/<tag>)."""
@@ -137,7 +114,7 @@ def register(name: str, method: Method) -> None:
 def available() -> list[str]:
   """The names `get` accepts: the packages under internet_jax/methods/ and registered ones."""
   import pkgutil  # pylint: disable=g-import-not-at-top
-  from internet_jax import methods  # pylint: disable=g-import-not-at-top
+  methods = importlib.import_module("internet_jax.methods")  # the registry's one way down
   found = {info.name for info in pkgutil.iter_modules(methods.__path__) if info.ispkg}
   return sorted(found | set(_REGISTERED))
 

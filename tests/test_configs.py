@@ -4,7 +4,7 @@ import pytest
 
 from configs import ablations, dancefashion, default, synthetic
 from internet_jax import losses, method, monitor, optimizers, train
-from internet_jax.methods.internet import objective
+from internet_jax.methods.internet import networks
 
 ALL_CONFIGS = {
     "default": default.get_config,
@@ -19,8 +19,8 @@ ALL_CONFIGS = {
 @pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
 def test_config_builds_models(name):
   config = ALL_CONFIGS[name]()
-  networks = method.get(config.method).build(config)
-  assert networks.generator.resolution == config.data.resolution
+  nets = method.get(config.method).build(config)
+  assert nets.generator.resolution == config.data.resolution
   assert config.temporal.scheme in losses.TEMPORAL_SCHEMES
 
 
@@ -105,14 +105,14 @@ def test_vgg_weights_are_needed_only_by_a_vgg_loss(tmp_path):
   config = synthetic.get_config("tiny")  # pixel-pyramid frame loss: no VGG term
   config.loss.allow_random_vgg = False
   train.validate_config(config)  # no weights, none needed
-  assert not objective.uses_vgg(config.loss)
+  assert not networks.uses_vgg(config.loss)
   weights = tmp_path / "vgg19.safetensors"
   weights.write_bytes(b"x")
   config.loss.vgg_weights = str(weights)
   with pytest.raises(ValueError, match="is given but no loss term uses VGG-19"):
     train.validate_config(config)  # weights that nothing would read
   paper = synthetic.get_config("tiny,paper_losses")
-  assert objective.uses_vgg(paper.loss)
+  assert networks.uses_vgg(paper.loss)
   assert (paper.optimizer.name, paper.loss.perceptual, paper.loss.adversarial) == (
       "radam", 10.0, 1.0)
   with pytest.raises(FileNotFoundError, match="VGG-19 weights not found"):

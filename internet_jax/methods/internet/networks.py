@@ -14,6 +14,7 @@ from internet_jax import config_checks
 from internet_jax.methods.internet import generator as generator_lib
 from internet_jax.methods.internet.discriminator import MultiScaleDiscriminator
 from internet_jax.methods.internet.model import INTERnet, parse_dtype
+from internet_jax.models import vgg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +49,23 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
   parse_dtype(model.dtype)
 
 
+def uses_vgg(loss_config) -> bool:
+  """Whether a loss term needs VGG-19 features (Eqs. 9-10); without one no VGG is built."""
+  return loss_config.perceptual > 0 or loss_config.style > 0
+
+
+def vgg_module(config):
+  """The frozen VGG-19 of the perceptual and style terms, or None when no term uses it; it
+  computes in float32 unless `config.loss.vgg_dtype` is "model" (then `config.model.dtype`)."""
+  if not uses_vgg(config.loss):
+    return None
+  model_dtype = config.loss.get("vgg_dtype", "float32") == "model"
+  return vgg.vgg_module(config.loss, dtype=parse_dtype(config.model.dtype) if model_dtype
+                        else jnp.float32)
+
+
 def build(config: ml_collections.ConfigDict) -> Networks:
   """`Method.build` (checks `config.model` first)."""
-  from internet_jax.methods.internet import objective  # pylint: disable=g-import-not-at-top
   validate_model(config)
   model = ml_collections.FrozenConfigDict(config.model)
   dtype = parse_dtype(model.dtype)
@@ -60,7 +75,7 @@ def build(config: ml_collections.ConfigDict) -> Networks:
       num_scales=d.num_scales, num_blocks=d.num_blocks, block_expansion=d.block_expansion,
       max_features=d.max_features, dtype=dtype)
   return Networks(generator=generator, discriminator=discriminator,
-                  vgg=objective.vgg_module(config),
+                  vgg=vgg_module(config),
                   config=ml_collections.FrozenConfigDict(config))
 
 

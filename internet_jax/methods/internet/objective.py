@@ -13,7 +13,6 @@ import ml_collections
 from internet_jax import config_checks, geometry, losses, optimizers
 from internet_jax import method as method_lib
 from internet_jax.methods.internet import networks
-from internet_jax.methods.internet.model import parse_dtype
 from internet_jax.models import vgg
 
 
@@ -24,30 +23,15 @@ LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.percept
 VGG_WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 
 
-def uses_vgg(loss_config) -> bool:
-  """Whether a loss term needs VGG-19 features (Eqs. 9-10); without one no VGG is built."""
-  return loss_config.perceptual > 0 or loss_config.style > 0
-
-
-def vgg_module(config):
-  """The frozen VGG-19 of the perceptual and style terms, or None when no term uses it; it
-  computes in float32 unless `config.loss.vgg_dtype` is "model" (then `config.model.dtype`)."""
-  if not uses_vgg(config.loss):
-    return None
-  model_dtype = config.loss.get("vgg_dtype", "float32") == "model"
-  return vgg.vgg_module(config.loss, dtype=parse_dtype(config.model.dtype) if model_dtype
-                        else jnp.float32)
-
-
 def vgg_params(config) -> dict:
   """`Method.create_constants`: the VGG-19 weights (`vgg.create_vgg`), {} when unused."""
-  return vgg.create_vgg(config.loss)[1] if uses_vgg(config.loss) else {}
+  return vgg.create_vgg(config.loss)[1] if networks.uses_vgg(config.loss) else {}
 
 
 def _validate_vgg_weights(loss_config) -> None:
   """The weights file exists and is of a kind we read without unpickling."""
   vgg_weights = loss_config.vgg_weights
-  if not uses_vgg(loss_config):
+  if not networks.uses_vgg(loss_config):
     # Weights nothing reads would look as if the run used them.
     config_checks.require(
         not vgg_weights, "loss.vgg_weights",
