@@ -11,6 +11,7 @@ to the host. Frames are uint8 (R, R, 3) at the model resolution throughout.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from typing import Any, Iterable, Iterator
 
@@ -77,6 +78,19 @@ class Renderer:
     return [visualize.tile_images([[source, driving, output]], pad=PANEL_PAD)
             for driving, output in zip(fetched["driving"], fetched["prediction"])]
 
+  def _start(self, source: np.ndarray, first_driving: np.ndarray, options: dict) -> Any:
+    """`start`, with an option the method does not take as a one-line ValueError (not the
+    TypeError of a bad keyword, which the command lines would show as a traceback)."""
+    try:
+      inspect.signature(self.start).bind(source, first_driving, **options)
+    except TypeError:
+      known = [name for name, p in inspect.signature(self.start).parameters.items()
+               if p.kind == p.KEYWORD_ONLY]
+      raise ValueError(f"{type(self).__name__}: unknown inference option(s) "
+                       f"{', '.join(sorted(options))}; this method takes "
+                       f"{', '.join(known) or 'none'}") from None
+    return self.start(source, first_driving, **options)
+
   def render_chunk(self, carry: Any, chunk: np.ndarray) -> tuple[Any, int, dict]:
     """(next carry, number of valid frames, outputs) for at most `batch_size` frames; returns as
     soon as the work is dispatched."""
@@ -95,7 +109,7 @@ class Renderer:
     first = next(pieces, None)
     if first is None:
       raise ValueError("no driving frames")
-    carry = self.start(source, first[0], **options)
+    carry = self._start(source, first[0], options)
     for chunk in itertools.chain([first], pieces):
       carry, valid, outputs = self.render_chunk(carry, chunk)
       yield valid, outputs
@@ -108,7 +122,7 @@ class Renderer:
     first = next(pieces, None)
     if first is None:
       raise ValueError("no driving frames")
-    carry = self.start(source, first[0], **options)
+    carry = self._start(source, first[0], options)
 
     def fetch(chunk, valid, outputs):
       wanted = {key: outputs[key] for key in keys + ("prediction",)}

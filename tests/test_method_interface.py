@@ -180,6 +180,10 @@ def test_renderer_threads_the_carry_and_pads_the_last_chunk():
   assert seen == [(0, 3), (1, 3), (2, 3)]  # 7 frames: chunks of 3, the last padded
   with pytest.raises(ValueError, match="no driving frames"):
     Counting(4, 3).animate(frames[0], frames[:0])
+  # An inference option the method does not take: one line naming it (the CLI's --relative).
+  with pytest.raises(ValueError, match=r"^Counting: unknown inference option\(s\) relative; "
+                     r"this method takes none$"):
+    Counting(4, 3).animate(frames[0], frames, relative=True)
 
 
 def test_unknown_method_is_one_line():
