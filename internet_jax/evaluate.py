@@ -6,7 +6,8 @@
   common: [--lpips_weights=F] [--inception_weights=F] [--i3d_weights=F] [--slomo_weights=F]
       [--flow_preset=medium] [--verbose]
 
-(a) `--workdir`: the self-imitation test of paper 001 Sec. 4.1. The generator saved in the
+(a) `--workdir`: the self-imitation test of the INTERnet paper ("Intrinsic Temporal
+Regularization for High-resolution Human Video Synthesis"), Sec. 4.1. The model saved in the
 newest checkpoint of the workdir (its EMA when the run kept one, as training's own evaluation
 does) animates the first frame of every test video with every frame of that video (frame 0
 included: "the first frame is selected as source image to reconstruct the entire video clip").
@@ -26,7 +27,7 @@ so that any method's outputs are scored by the same code. Frames must have one s
 unless `--resolution` resizes both (`video_io.resize_and_pad`). Output: `<generated>_metrics/`.
 
 Written: `metrics.json` (every metric per video, the means and what was not computed and why) and
-`metrics.md` (a table laid out like paper 001's Table 2, then the synthetic-ground-truth metrics,
+`metrics.md` (a table laid out like the INTERnet paper's Table 2, then the synthetic-ground-truth metrics,
 the model beside its trivial baselines, the reasons for anything not computed, and per-video
 tables).
 
@@ -87,7 +88,7 @@ NOT_COMPUTED = "not computed"
 NETWORK_MODULES = (("lpips", "lpips_weights"), ("fid", "inception_weights"), ("i3d", "i3d_weights"),
                    ("slomo", "slomo_weights"))
 
-# (key, column title, better) in the order of paper 001's Table 2, then the extra columns.
+# (key, column title, better) in the order of the INTERnet paper's Table 2, then the extra columns.
 PER_FRAME_COLUMNS = (("ms_ssim", "MS-SSIM", "↑"), ("fid", "FID", "↓"), ("lpips", "LPIPS", "↓"),
                      ("ssim", "SSIM", "↑"), ("psnr", "PSNR", "↑"), ("l1", "L1", "↓"))
 TEMPORAL_COLUMNS = (("interp_psnr", "Interp-PSNR", "↑"), ("act_recog_l1", "Act-Recog-L1", "↓"),
@@ -150,7 +151,7 @@ DEFINITIONS = {
     "e_temp": "D2G-Net Eq. 10: sum_t sum_p c ||O_t - warp(O_{t-1}, DIS(I_t, I_{t-1}))||_2 on [0, 1] "
               "/ ((T-1) H W), c = D2G-Net's forward-backward rule |b + f(p + b)|^2 < 1 px^2",
     "e_temp_valid": "the E_temp sum divided by the number of confident pixels instead of (T-1) H W",
-    "interp_psnr": "paper 001 Sec. 4.1: PSNR(I_t, SuperSloMo(O_{t-1}, O_{t+1}, t = 1/2)), mean over "
+    "interp_psnr": "INTERnet paper Sec. 4.1: PSNR(I_t, SuperSloMo(O_{t-1}, O_{t+1}, t = 1/2)), mean over "
                    "t = 1..T-2 (pretrained Super SloMo, avinashpaliwal/Super-SloMo port)",
     "interp_psnr_self": "the same interpolation scored against the generated O_t",
     "interp_psnr_flow": "PSNR(I_t, flow-interpolated O_{t-1}, O_{t+1}) (Super SloMo Eq. 4 flow "
@@ -736,7 +737,7 @@ def cross_identity_frames(manual_dir, name: str, resolution: int
 def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: int | None = None,
                      batch_size: int | None = None, step: int | None = None,
                      options: Options | None = None) -> dict[str, Any]:
-  """Mode (a): self-imitation (paper 001 Sec. 4.1) on the test split; writes the reports (default
+  """Mode (a): self-imitation (INTERnet paper Sec. 4.1) on the test split; writes the reports (default
   `<workdir>/eval/`) and returns the results. `config`: its `data` section replaces the
   checkpoint's. Nothing is rendered or prepared: missing data is a one-line
   `datasets.MissingDataError` naming the folder and the command that recreates it."""

@@ -11,6 +11,7 @@ to the host. Frames are uint8 (R, R, 3) at the model resolution throughout.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import itertools
 from typing import Any, Iterable, Iterator
@@ -44,7 +45,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-class Renderer:
+class Renderer(abc.ABC):
   """Inference of one method with one set of parameters (see the module docstring).
 
   Subclasses set `panel_names` / `panel_keys` and write `start`, `step` and, for --visualize,
@@ -64,14 +65,14 @@ class Renderer:
     self.resolution = int(resolution)
     self.batch_size = int(batch_size)
 
+  @abc.abstractmethod
   def start(self, source: np.ndarray, first_driving: np.ndarray, **options) -> Any:
-    """The carry before the first chunk. `options` are the method's inference switches; an
-    option the method does not know is a ValueError."""
-    raise NotImplementedError
+    """The carry before the first chunk. `options` are the method's inference switches, as
+    keyword-only arguments; one the method does not take is a ValueError (`_start`)."""
 
+  @abc.abstractmethod
   def step(self, carry: Any, chunk: np.ndarray) -> tuple[Any, dict[str, jax.Array]]:
     """`batch_size` uint8 driving frames -> (next carry, device outputs)."""
-    raise NotImplementedError
 
   def panels(self, source: np.ndarray, fetched: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Side-by-side frames of one fetched chunk (`stream` with keys=panel_keys)."""

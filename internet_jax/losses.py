@@ -5,7 +5,7 @@ dict of two scalars). The `batch_*` wrappers vmap a loss over a leading batch ax
 callers may equally `jax.vmap` the per-example functions themselves. Loss weights (lambda_per,
 lambda_sty, lambda_reg, ... in `config.loss` and `config.temporal`) are applied by the caller.
 
-Conventions (DESIGN §4-5): images (H, W, C) float in [0, 1]; coordinates and flows normalised to
+Conventions: images (H, W, C) float in [0, 1]; coordinates and flows normalised to
 [-1, 1], (x, y), align-corners; `geometry.warp` is the only sampler.
 """
 
@@ -23,11 +23,11 @@ FeaturesFn = Callable[[jax.Array], Mapping[str, jax.Array]]
 
 TEMPORAL_SCHEMES = ("none", "plain", "extrinsic", "intrinsic")
 GAN_MODES = ("vanilla", "lsgan")
-# FOMM's perceptual layers (reference/anchors-mission.md §1.6), weight 1 each; the caller
+# FOMM's perceptual layers (first-order-model modules/model.py, Vgg19), weight 1 each; the caller
 # multiplies by lambda_per (config.loss.perceptual).
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # The paper does not name its style layers: one per VGG block, the default of
-# config.loss.style_layers (BDMM uses relu2_2, relu3_4, relu4_4, relu5_2, anchors-mission.md §4).
+# config.loss.style_layers (BDMM uses relu2_2, relu3_4, relu4_4, relu5_2).
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -56,7 +56,7 @@ def flow_warp(image: jax.Array, flow: jax.Array) -> jax.Array:
   """f_t(image): (H, W, C) on frame t's grid -> frame t-1's grid, `image(p + flow(p))`.
 
   `flow` (H, W, 2) is the normalised displacement of each pixel p of frame t-1 into frame t
-  (DESIGN §5). Zeros padding: samples that leave frame t read 0.
+  (the pipeline's DIS flow). Zeros padding: samples that leave frame t read 0.
   """
   height, width = flow.shape[:2]
   return geometry.warp(image, geometry.coordinate_grid(height, width) + flow, padding_mode="zeros")
@@ -101,7 +101,7 @@ def temporal_mask(scheme: str, flow: jax.Array, extrinsic_mask: jax.Array | None
   (already on frame t-1's grid); intrinsic (Eq. 4): M_t(F_t), the generator's confidence map for
   frame t at output resolution, warped by the same flow: warp(confidence_full, grid + flow).
   Each is multiplied by `flow_valid_mask`. "none": zeros. The train step may log the mean of
-  this mask to watch a collapse of M towards 0 (DESIGN §5).
+  this mask to watch a collapse of M towards 0.
   """
   shape = flow.shape[:2]
   if scheme not in TEMPORAL_SCHEMES:
@@ -138,7 +138,7 @@ def temporal_loss(scheme: str, prediction: jax.Array, previous: jax.Array, flow:
     scheme: config.temporal.scheme, "none" | "plain" | "extrinsic" | "intrinsic".
     prediction: O_t, (H, W, C) on frame t's grid.
     previous: I_{t-1}, (H, W, C) ground truth.
-    flow: (H, W, 2) normalised displacement from frame t-1 into frame t (DESIGN §5).
+    flow: (H, W, 2) normalised displacement from frame t-1 into frame t.
     extrinsic_mask: (H, W, 1) on frame t-1's grid, for "extrinsic".
     confidence_full: (H, W, 1) M_t on frame t's grid at output resolution, for "intrinsic";
       gradients reach it only in that scheme.
@@ -372,7 +372,8 @@ def _inverse_2x2(m: jax.Array) -> jax.Array:
 def equivariance_loss(driving_anchors: Mapping[str, jax.Array],
                       transformed_anchors: Mapping[str, jax.Array],
                       tps_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-  """Equivariance of the anchors under a random TPS T, for one example (FOMM §1.6).
+  """Equivariance of the anchors under a random TPS T, for one example (FOMM: first-order-model
+  modules/model.py, `Transform` and the equivariance terms of `GeneratorFullModel`).
 
   The transformed frame is D'(z) = D(T(z)) (`geometry.tps_warp_image`), so a point z of D'
   shows what D shows at T(z): anchors must satisfy kp_D = T(kp_D'), and their Jacobians
