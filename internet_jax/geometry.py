@@ -23,6 +23,14 @@ import numpy as np
 PaddingMode = Literal["zeros", "border", "reflection"]
 
 
+def inverse_2x2(matrix: jax.Array) -> jax.Array:
+  """Closed-form inverse of (..., 2, 2) matrices: adj(M) / det(M) (cheaper than a batched LU)."""
+  a, b = matrix[..., 0, 0], matrix[..., 0, 1]
+  c, d = matrix[..., 1, 0], matrix[..., 1, 1]
+  adjugate = jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-c, a], -1)], -2)
+  return adjugate / (a * d - b * c)[..., None, None]
+
+
 def coordinate_grid(height: int, width: int, dtype=jnp.float32) -> jax.Array:
   """(H, W, 2) identity grid: grid[i, j] = (x_j, y_i) in [-1, 1], align-corners."""
   xs = jnp.linspace(-1.0, 1.0, width, dtype=dtype) if width > 1 else jnp.zeros((1,), dtype)

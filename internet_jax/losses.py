@@ -359,16 +359,6 @@ def feature_matching_loss(real_features: Any, fake_features: Any) -> jax.Array:
 # Equivariance (FOMM; the paper's Sec. 4.1 "equivalence loss" with a TPS transform).
 
 
-def _inverse_2x2(m: jax.Array) -> jax.Array:
-  """Closed-form inverse of (..., 2, 2) matrices."""
-  a, b = m[..., 0, 0], m[..., 0, 1]
-  c, d = m[..., 1, 0], m[..., 1, 1]
-  det = a * d - b * c
-  row0 = jnp.stack([d, -b], axis=-1)
-  row1 = jnp.stack([-c, a], axis=-1)
-  return jnp.stack([row0, row1], axis=-2) / det[..., None, None]
-
-
 def equivariance_loss(driving_anchors: Mapping[str, jax.Array],
                       transformed_anchors: Mapping[str, jax.Array],
                       tps_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -398,7 +388,7 @@ def equivariance_loss(driving_anchors: Mapping[str, jax.Array],
   grad_t = jax.vmap(lambda point: geometry.tps_jacobian(tps_params, point))(kp_t)  # (K, 2, 2)
   jac_t = jnp.matmul(grad_t, _f32(transformed_anchors["jacobian"]),
                      precision=jax.lax.Precision.HIGHEST)
-  normed = jnp.matmul(_inverse_2x2(_f32(driving_anchors["jacobian"])), jac_t,
+  normed = jnp.matmul(geometry.inverse_2x2(_f32(driving_anchors["jacobian"])), jac_t,
                       precision=jax.lax.Precision.HIGHEST)
   jacobian = jnp.mean(jnp.abs(jnp.eye(2, dtype=jnp.float32) - normed))
   return {"value": value, "jacobian": jacobian}
@@ -420,7 +410,7 @@ def random_colour_change(key: jax.Array, image: jax.Array, strength: float) -> j
 
 
 # ---------------------------------------------------------------------------------------------
-# Batch wrappers: vmap over the leading axis of every array argument, mean over the batch.
+# Batching: every loss above is per example; a method vmaps it and averages.
 
 
 def batch_mean(loss_fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -430,54 +420,3 @@ def batch_mean(loss_fn: Callable[..., Any]) -> Callable[..., Any]:
     return jax.tree.map(lambda v: jnp.mean(v, axis=0), jax.vmap(loss_fn)(*args))
 
   return batched
-
-
-def batch_l1_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
-  return batch_mean(l1_loss)(prediction, target)
-
-
-def batch_temporal_loss(scheme: str, prediction: jax.Array, previous: jax.Array, flow: jax.Array,
-                        extrinsic_mask: jax.Array | None = None,
-                        confidence_full: jax.Array | None = None) -> jax.Array:
-  return batch_mean(lambda *a: temporal_loss(scheme, *a))(
-      prediction, previous, flow, extrinsic_mask, confidence_full)
-
-
-def batch_perceptual_and_style_loss(features_fn: FeaturesFn, prediction: jax.Array,
-                                    target: jax.Array, scales: Sequence[float],
-                                    layer_weights=None, style_layers=STYLE_LAYERS
-                                    ) -> tuple[jax.Array, jax.Array]:
-  return batch_mean(lambda p, t: perceptual_and_style_loss(
-      features_fn, p, t, scales, layer_weights, style_layers))(prediction, target)
-
-
-def batch_perceptual_loss(features_fn: FeaturesFn, prediction: jax.Array, target: jax.Array,
-                          scales: Sequence[float], layer_weights=None) -> jax.Array:
-  return batch_mean(lambda p, t: perceptual_loss(features_fn, p, t, scales, layer_weights))(
-      prediction, target)
-
-
-def batch_style_loss(features_fn: FeaturesFn, prediction: jax.Array, target: jax.Array,
-                     layers: Sequence[str] = STYLE_LAYERS) -> jax.Array:
-  return batch_mean(lambda p, t: style_loss(features_fn, p, t, layers))(prediction, target)
-
-
-def batch_generator_adversarial_loss(fake_predictions, mode: str = "vanilla") -> jax.Array:
-  """fake_predictions: per-scale maps with a leading batch axis, (B, h, w, 1) each."""
-  return batch_mean(lambda f: generator_adversarial_loss(f, mode))(_as_list(fake_predictions))
-
-
-def batch_discriminator_loss(real_predictions, fake_predictions, mode: str = "vanilla"
-                             ) -> jax.Array:
-  return batch_mean(lambda r, f: discriminator_loss(r, f, mode))(
-      _as_list(real_predictions), _as_list(fake_predictions))
-
-
-def batch_feature_matching_loss(real_features, fake_features) -> jax.Array:
-  return batch_mean(feature_matching_loss)(real_features, fake_features)
-
-
-def batch_equivariance_loss(driving_anchors, transformed_anchors, tps_params
-                            ) -> dict[str, jax.Array]:
-  """Anchors (B, K, ...) and one TPS per example (leading B on every tps_params entry)."""
-  return batch_mean(equivariance_loss)(driving_anchors, transformed_anchors, tps_params)

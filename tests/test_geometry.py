@@ -72,3 +72,10 @@ def test_tps_identity_when_noise_is_zero_and_jacobian_matches_finite_differences
       (geometry.tps_transform(params, point + eps * e) - geometry.tps_transform(params, point - eps * e)) / (2 * eps)
       for e in jnp.eye(2)], axis=1)
   np.testing.assert_allclose(geometry.tps_jacobian(params, point), numeric, atol=2e-3)
+
+
+def test_inverse_2x2_matches_numpy_inverse():
+  rng = np.random.default_rng(0)
+  matrices = rng.normal(size=(3, 4, 2, 2)) + 2.0 * np.eye(2)  # well-conditioned, batched
+  np.testing.assert_allclose(np.asarray(geometry.inverse_2x2(jnp.asarray(matrices))),
+                             np.linalg.inv(matrices), rtol=1e-5, atol=1e-6)

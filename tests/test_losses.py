@@ -113,7 +113,7 @@ def test_temporal_errors_and_batch():
     losses.temporal_loss("intrinsic", prediction, previous, flow)
   assert float(losses.temporal_loss("none", prediction, previous, flow)) == 0.0
   batch = [jnp.stack([x, x]) for x in (prediction, previous, flow)]
-  value = losses.batch_temporal_loss("plain", *batch)
+  value = losses.batch_mean(lambda *a: losses.temporal_loss("plain", *a))(*batch)
   np.testing.assert_allclose(float(value), _hand_mismatch_mean(), rtol=1e-4)
 
 
@@ -174,8 +174,8 @@ def test_perceptual_and_style_with_vgg():
   pred = jnp.asarray(rng.uniform(size=(2, 32, 32, 3)), jnp.float32)
   target = jnp.asarray(rng.uniform(size=(2, 32, 32, 3)), jnp.float32)
   scales = (1.0, 0.5)
-  per, sty = jax.jit(lambda p, t: losses.batch_perceptual_and_style_loss(
-      features_fn, p, t, scales, weights, style_layers))(pred, target)
+  per, sty = jax.jit(lambda p, t: losses.batch_mean(lambda a, b: losses.perceptual_and_style_loss(
+      features_fn, a, b, scales, weights, style_layers))(p, t))(pred, target)
   # The shared-pass version equals the separate losses, averaged over the batch.
   per_each, sty_each, per_same = jax.jit(lambda p, t: (
       jax.vmap(lambda a, b: losses.perceptual_loss(features_fn, a, b, scales, weights))(p, t),
@@ -226,8 +226,8 @@ def test_discriminator_loss_decreases_as_real_logits_rise(mode):
   values = [float(losses.discriminator_loss([jnp.full((4, 4, 1), r)], fake, mode))
             for r in (-1.0, 0.0, 0.5, 1.0)]
   assert all(a > b for a, b in zip(values, values[1:])), values
-  batched = losses.batch_discriminator_loss([jnp.full((2, 4, 4, 1), 0.5)],
-                                            [jnp.zeros((2, 4, 4, 1))], mode)
+  batched = losses.batch_mean(lambda r, f: losses.discriminator_loss(r, f, mode))(
+      [jnp.full((2, 4, 4, 1), 0.5)], [jnp.zeros((2, 4, 4, 1))])
   np.testing.assert_allclose(float(batched), values[2], rtol=1e-6)
 
 
@@ -289,10 +289,10 @@ def test_equivariance_batch_and_gradients_with_tps():
   params = jax.vmap(lambda k: geometry.random_tps(k, 0.05, 0.005, 5))(keys)
   transformed = jax.tree.map(lambda x: jnp.stack([x, x]), _random_anchors(2))
   driving = jax.tree.map(lambda x: jnp.stack([x, x]), _random_anchors(3))
-  out = jax.jit(losses.batch_equivariance_loss)(driving, transformed, params)
+  out = jax.jit(losses.batch_mean(losses.equivariance_loss))(driving, transformed, params)
   assert set(out) == {"value", "jacobian"} and all(np.isfinite(float(v)) for v in out.values())
   grads = jax.jit(jax.grad(
-      lambda t: sum(losses.batch_equivariance_loss(driving, t, params).values())))(transformed)
+      lambda t: sum(losses.batch_mean(losses.equivariance_loss)(driving, t, params).values())))(transformed)
   assert all(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(grads))
 
 

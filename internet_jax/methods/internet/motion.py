@@ -85,15 +85,6 @@ class AnchorDetector(nn.Module):
     return {"value": value, "jacobian": jacobian, "heatmap": heatmap}
 
 
-def _inverse_2x2(matrix: jax.Array) -> jax.Array:
-  """Closed-form inverse of (..., 2, 2) matrices (cheaper than a batched LU for 2x2)."""
-  a, b = matrix[..., 0, 0], matrix[..., 0, 1]
-  c, d = matrix[..., 1, 0], matrix[..., 1, 1]
-  det = a * d - b * c
-  adjugate = jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-c, a], -1)], -2)
-  return adjugate / det[..., None, None]
-
-
 def sparse_motions(height: int, width: int, source: dict, driving: dict) -> jax.Array:
   """The K+1 candidate motions on an (height, width) grid, float32 (B, h, w, K+1, 2).
 
@@ -106,7 +97,7 @@ def sparse_motions(height: int, width: int, source: dict, driving: dict) -> jax.
   kp_s = source["value"].astype(jnp.float32)
   kp_d = driving["value"].astype(jnp.float32)
   affine = jnp.einsum("bkij,bkjl->bkil", source["jacobian"].astype(jnp.float32),
-                      _inverse_2x2(driving["jacobian"].astype(jnp.float32)))
+                      geometry.inverse_2x2(driving["jacobian"].astype(jnp.float32)))
   offset = grid[None, :, :, None, :] - kp_d[:, None, None, :, :]  # (B, h, w, K, 2)
   local = kp_s[:, None, None] + jnp.einsum("bkij,bhwkj->bhwki", affine, offset)
   background = jnp.broadcast_to(grid[:, :, None, :], local.shape[:3] + (1, 2))

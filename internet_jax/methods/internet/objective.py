@@ -120,8 +120,8 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
   if use_discriminator:
     real, fake = _split_real_fake(
         discriminator.apply(d_params, jnp.concatenate([driving, prediction])), batch_size)
-    d_loss = jnp.mean(jax.vmap(lambda r, f: losses.discriminator_loss(r, f, gan_mode))(
-        [s["prediction"] for s in real], [s["prediction"] for s in fake]))
+    d_loss = losses.batch_mean(lambda r, f: losses.discriminator_loss(r, f, gan_mode))(
+        [s["prediction"] for s in real], [s["prediction"] for s in fake])
   else:
     d_loss = jnp.zeros((), jnp.float32)
 
@@ -190,7 +190,7 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
     examples.update(real=real, fake=fake)
   if need_equivariance:
     examples["transformed_anchors"] = {k: transformed_anchors[k] for k in ("value", "jacobian")}
-  terms = jax.tree.map(jnp.mean, jax.vmap(per_example)(examples))
+  terms = losses.batch_mean(per_example)(examples)
   g_loss = sum(weights[name] * value for name, value in terms.items())
 
   metrics = {f"g/{name}": value for name, value in terms.items()}

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from internet_jax import inference, visualize
+from internet_jax import geometry, inference, visualize
 from internet_jax import method as method_lib
 
 def adapt_scale_factor(source_values: Any, initial_values: Any) -> float:
@@ -51,7 +51,7 @@ def relative_anchors(source: dict, driving: dict, driving_initial: dict, scale: 
   normalized = dict(driving)
   normalized["value"] = source["value"] + (driving["value"] - driving_initial["value"]) * scale
   if all("jacobian" in anchors for anchors in (source, driving, driving_initial)):
-    change = jnp.matmul(driving["jacobian"], jnp.linalg.inv(driving_initial["jacobian"]))
+    change = jnp.matmul(driving["jacobian"], geometry.inverse_2x2(driving_initial["jacobian"]))
     normalized["jacobian"] = jnp.matmul(change, source["jacobian"])
   return normalized
 
