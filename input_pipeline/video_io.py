@@ -25,6 +25,8 @@ import av
 import cv2
 import numpy as np
 
+from internet_jax import errors
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".gif", ".webm", ".mkv")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Containers write_video can put an h264 stream into.
@@ -39,11 +41,10 @@ class VideoReadError(DataError):
   """A video file or frame folder cannot be read; the message starts with its path."""
 
 
-def _one_line(error: BaseException | str) -> str:
-  # FFmpeg/OpenCV messages may span lines; project errors are one line. PyAV's str() repeats the
-  # file name, which the caller already puts first.
-  message = getattr(error, "strerror", None) or str(error)
-  return " ".join(str(message).split())
+def one_line(error: BaseException | str) -> str:
+  """FFmpeg/OpenCV messages may span lines; project errors are one line. PyAV's str() repeats the
+  file name, which the caller already puts first, so an OSError's strerror is preferred."""
+  return errors.one_line(getattr(error, "strerror", None) or error)
 
 
 def _natural_key(name: str):
@@ -171,7 +172,7 @@ def _read_image(path: Path) -> np.ndarray:
   try:
     data = np.fromfile(path, dtype=np.uint8)
   except OSError as e:
-    raise VideoReadError(f"{path}: {_one_line(e)}") from None
+    raise VideoReadError(f"{path}: {one_line(e)}") from None
   image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
   if image is None:
     raise VideoReadError(f"{path}: not a readable PNG/JPEG image")
@@ -186,7 +187,7 @@ def _container_frames(path: Path) -> Iterator[np.ndarray]:
   try:
     container = av.open(str(path))
   except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-    raise VideoReadError(f"{path}: not a readable video ({_one_line(e)})") from None
+    raise VideoReadError(f"{path}: not a readable video ({one_line(e)})") from None
   with container:
     if not container.streams.video:
       raise VideoReadError(f"{path}: no video stream")
@@ -204,7 +205,7 @@ def _container_frames(path: Path) -> Iterator[np.ndarray]:
         count += 1
         yield to_rgb_uint8(array, path)
     except av.FFmpegError as e:
-      raise VideoReadError(f"{path}: decoding failed ({_one_line(e)})") from None
+      raise VideoReadError(f"{path}: decoding failed ({one_line(e)})") from None
     if 0 < count < expected:
       raise VideoReadError(f"{path}: truncated, decoded {count} of {expected} frames")
 
@@ -265,7 +266,7 @@ def video_fps(path: str | os.PathLike) -> float | None:
       stream = container.streams.video[0]
       rate = stream.average_rate or stream.guessed_rate or stream.base_rate
   except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-    raise VideoReadError(f"{path}: not a readable video ({_one_line(e)})") from None
+    raise VideoReadError(f"{path}: not a readable video ({one_line(e)})") from None
   return float(rate) if rate else None
 
 

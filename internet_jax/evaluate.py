@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from input_pipeline import flow as flow_lib
 from internet_jax.metrics import MetricUnavailable
 from internet_jax.metrics import image as image_metrics
 from internet_jax.metrics import synthetic_gt
@@ -859,9 +860,9 @@ def main(argv):
       raise ValueError("--generated and --reference go together")
     if f.max_videos is not None and f.max_videos < 1:
       raise ValueError(f"--max_videos: must be >= 1, got {f.max_videos}")
-    if f.flow_preset not in ("ultrafast", "fast", "medium"):
-      raise ValueError(f"--flow_preset: unknown preset {f.flow_preset!r}; known: ultrafast, fast, "
-                       "medium")
+    if f.flow_preset not in flow_lib.PRESETS:
+      raise ValueError(f"--flow_preset: unknown preset {f.flow_preset!r}; known: "
+                       f"{', '.join(flow_lib.PRESETS)}")
     if folder_mode:
       results = evaluate_folders(f.generated, f.reference, output_dir=f.output_dir,
                                  ground_truth_dir=f.ground_truth, resolution=f.resolution,

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from internet_jax import errors
 from internet_jax.metrics import MetricUnavailable
 
 # ---------------------------------------------------------------------------------------------
@@ -59,10 +60,6 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Full precision for convolutions and matmuls: on GPUs the default f32 path may use TF32, which
 # moves pretrained-network metrics by ~1e-3 relative.
 PRECISION = jax.lax.Precision.HIGHEST
-
-
-def _one_line(error: BaseException) -> str:
-  return " ".join(str(error).split()) or type(error).__name__
 
 
 def _strip_wrappers(key: str) -> str:
@@ -107,7 +104,7 @@ def _read_file(path: str, metric: str, hint: str) -> dict[str, np.ndarray]:
       with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
   except Exception as e:  # pylint: disable=broad-except
-    raise MetricUnavailable(f"{metric} weights: cannot read {path}: {_one_line(e)}; {hint}"
+    raise MetricUnavailable(f"{metric} weights: cannot read {path}: {errors.one_line(e)}; {hint}"
                             ) from None
   if suffix in (".pth", ".pt", ".bin", ".ckpt"):
     try:
@@ -122,7 +119,7 @@ def _read_file(path: str, metric: str, hint: str) -> dict[str, np.ndarray]:
       with allow([datetime.datetime]) if allow else contextlib.nullcontext():
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pylint: disable=broad-except
-      raise MetricUnavailable(f"{metric} weights: cannot read {path}: {_one_line(e)}; {hint}"
+      raise MetricUnavailable(f"{metric} weights: cannot read {path}: {errors.one_line(e)}; {hint}"
                               ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
       loaded = loaded["state_dict"]  # a training checkpoint wrapping the state dict

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from internet_jax import errors
 from internet_jax.losses import PERCEPTUAL_LAYERS, STYLE_LAYERS
 
 # (block, convolutions in the block, output channels) of VGG-19 (configuration "E").
@@ -159,10 +160,6 @@ _WRAPPER_PREFIXES = ("module.", "model.", "vgg19.", "vgg.", "net.", "backbone.",
 _FEATURE_KEY = re.compile(r"^(\d+)\.(weight|bias)$")
 
 
-def _one_line(error: BaseException) -> str:
-  return " ".join(str(error).split()) or type(error).__name__
-
-
 def _read_state_dict(path: str) -> dict[str, np.ndarray]:
   """Reads {name: array} from .safetensors, .npz or .pth/.pt/.bin without unpickling anything."""
   suffix = os.path.splitext(path)[1].lower()
@@ -171,13 +168,13 @@ def _read_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
       return dict(safetensors.numpy.load_file(path))
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {errors.one_line(e)}") from None
   if suffix == ".npz":
     try:
       with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {errors.one_line(e)}") from None
   if suffix in (".pth", ".pt", ".bin"):
     try:
       import torch  # pylint: disable=g-import-not-at-top
@@ -189,7 +186,7 @@ def _read_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
       loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"VGG-19 weights: cannot read {path}: {_one_line(e)}") from None
+      raise ValueError(f"VGG-19 weights: cannot read {path}: {errors.one_line(e)}") from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
       loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(loaded, Mapping):
