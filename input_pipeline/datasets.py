@@ -3,16 +3,16 @@ benchmarks get their videos.
 
 `data_config.name` picks the data:
 * "dancefashion": UBC Fashion videos in `data_config.manual_dir` (see dance_fashion/README.md),
-  prepared by the DanceFashion TFDS builder into `<data_dir>/dance_fashion/r<R>/1.0.0/`;
+  prepared by the DanceFashion TFDS builder into `<data_dir>/dance_fashion/r<R>/1.1.0/`;
 * "folder": any `manual_dir` with train/ and test/ folders of videos, prepared by the VideoFolder
-  builder into `<data_dir>/video_folder/<folder>_<hash>_r<R>/1.0.0/` (the folder name and a hash of
+  builder into `<data_dir>/video_folder/<folder>_<hash>_r<R>/1.1.0/` (the folder name and a hash of
   its absolute path, so that different folders never share a prepared dataset);
 * "synthetic": rendered by `input_pipeline.synthetic.write_dataset` on first use. Like TFDS's
   data_dir, `manual_dir` is a parent folder: each set of settings gets its own subfolder named by
   `synthetic_key`, `<manual_dir>/r<R>_f<T>_train<N>_test<M>_<background>_seed<S>_v<V>/` (resolution
   data.resolution, data.synthetic.{num_frames, num_videos, num_test_videos, background, seed}, and
   V = input_pipeline.synthetic.RENDERER_VERSION), prepared like "folder" into
-  `<data_dir>/video_folder/synthetic_<key>_<hash>/1.0.0/`. So configs/synthetic.py and
+  `<data_dir>/video_folder/synthetic_<key>_<hash>/1.1.0/`. So configs/synthetic.py and
   configs/synthetic.py:tiny share ./data/synthetic without ever reading each other's videos. A
   `manual_dir` that is itself a rendered dataset (it holds the renderer's dataset_info.json, e.g.
   written by `python -m input_pipeline.synthetic --output_dir=DIR`), or that is named by the key,
@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from input_pipeline import annotations
 from input_pipeline import video_io
 from input_pipeline.dance_fashion import DanceFashion
 from input_pipeline.dance_fashion import VideoFolder
@@ -65,7 +66,9 @@ class TfdsVideoSource:
   The prepared split holds one record per frame, the records of a video contiguous and in order.
   The index (first record, length and name of every video) is built by reading one record per
   video: record 0 says video 0 has n0 frames, so video 1 starts at record n0, and so on; images
-  are not decoded for it. `read_frame(v, t)` reads and PNG-decodes record start[v] + t only.
+  are not decoded for it. `read_frame(v, t)` reads and PNG-decodes record start[v] + t only;
+  `read_annotations(v, t)` decodes the same record's annotations, and `annotation_keys(v)` says
+  from the metadata which ones a video has, without reading a record.
 
   Picklable for grain workers: the pickle holds the dataset directory, the split and the index;
   each process opens its own reader on first use. No TensorFlow is imported on this path.
@@ -101,6 +104,8 @@ class TfdsVideoSource:
     self._starts = np.asarray([starts[i] for i in keep], np.int64)
     self._lengths = np.asarray([lengths[i] for i in keep], np.int64)
     self._names = [names[i] for i in keep]
+    described = (info.metadata or {}).get("annotations", {}).get(split, {})
+    self._annotation_keys = {name: tuple(described.get(name, {})) for name in self._names}
 
   @classmethod
   def from_builder(cls, builder: tfds.core.DatasetBuilder, split: str,
@@ -150,8 +155,7 @@ class TfdsVideoSource:
   def video_name(self, video: int) -> str:
     return self._names[video]
 
-  def read_frame(self, video: int, frame: int) -> np.ndarray:
-    """Frame `frame` of video `video` as uint8 (R, R, 3)."""
+  def _record(self, video: int, frame: int):
     length = int(self._lengths[video])
     if not 0 <= frame < length:
       raise IndexError(f"frame {frame} of video {video} ({self._names[video]}, {length} frames)")
@@ -159,6 +163,23 @@ class TfdsVideoSource:
     if int(record["frame_index"]) != frame:  # cheap guard against a wrong index
       raise DataError(f"{self._dataset_dir}: expected frame {frame} of {self._names[video]}, "
                       f"read frame {int(record['frame_index'])}")
+    return record
+
+  def annotation_keys(self, video: int) -> tuple[str, ...]:
+    """The per-frame annotations video `video` has (none in datasets prepared before 1.1.0)."""
+    return self._annotation_keys[self._names[video]]
+
+  def read_annotations(self, video: int, frame: int) -> dict[str, np.ndarray]:
+    """Frame `frame`'s annotations of video `video` ({} when it has none)."""
+    data = self._record(video, frame).get("annotations", b"")
+    if isinstance(data, np.ndarray):  # a 0-d object array from the TFDS decoder
+      data = data.item()
+    return annotations.decode_frame(
+        data, f"{self._dataset_dir}: {self._names[video]} frame {frame}")
+
+  def read_frame(self, video: int, frame: int) -> np.ndarray:
+    """Frame `frame` of video `video` as uint8 (R, R, 3)."""
+    record = self._record(video, frame)
     image = cv2.imdecode(np.frombuffer(record["image"], np.uint8), _IMREAD_FLAG)
     if image is None:
       raise DataError(f"{self._dataset_dir}: frame {frame} of {self._names[video]} is not a "

@@ -115,12 +115,12 @@ import os
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from input_pipeline import annotations
 from internet_jax import errors
 from internet_jax import visualize
 
@@ -1083,16 +1083,9 @@ def _prepare_output(output_dir) -> tuple[Path, Path]:
 
 
 def write_ground_truth(path, video: dict) -> None:
-  """Writes the GT_KEYS arrays of a rendered video as a compressed .npz (np.load reads it).
-
-  The format is np.savez_compressed's (a deflated zip of .npy files, no pickles), written at zlib
-  level 1: np.savez_compressed's default level takes 6x longer on the noisy float32 coordinates
-  (12.8 s against 2.0 s for 100 frames at 256^2) for files only 12% smaller.
-  """
-  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-    for key in GT_KEYS:
-      with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-        np.lib.format.write_array(member, np.asanyarray(video[key]), allow_pickle=False)
+  """Writes the GT_KEYS arrays of a rendered video as a compressed .npz (np.load reads it; the
+  per-frame arrays are the video's annotations, input_pipeline/annotations.py)."""
+  annotations.write_npz(path, {key: video[key] for key in GT_KEYS})
 
 
 def _write_frames(directory: Path, name: str, frames: np.ndarray, video_format: str) -> None:

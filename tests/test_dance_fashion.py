@@ -44,7 +44,6 @@ def _make_manual_dir(root):
   expected["train"]["b"] = [video_io.to_rgb_uint8(frame) for frame in b]
   c_path = video_io.write_video(root / "train" / "c.mp4", _smooth_frames(12, 32, 48, 2), fps=30)
   expected["train"]["c"] = list(video_io.read_video_frames(c_path))  # decoding is deterministic
-  (root / "train" / "c.npz").write_bytes(b"ground truth beside the video, ignored")
   _write_pngs(root / "train" / "short", _smooth_frames(3, 40, 30, 3))
   t_frames = _smooth_frames(7, 30, 40, 4)
   _write_pngs(root / "test" / "t", t_frames)
@@ -350,7 +349,7 @@ def test_parallel_encoding_gives_the_same_records(tmp_path):
   serial = list(dance_fashion._encoded_videos(
       video_io.list_videos(tmp_path / "manual" / "train"), RESOLUTION, 0))
   source = datasets.TfdsVideoSource.from_builder(builder, "train")
-  kept = [(path, frames) for path, (frames, _) in serial if len(frames) >= 5]
+  kept = [(path, video.frames) for path, video in serial if len(video.frames) >= 5]
   assert [video_io.video_name(p) for p, _ in kept] == ["a", "b", "c"]
   for v, (_, frames) in enumerate(kept):
     for t, png in enumerate(frames):

@@ -1,7 +1,7 @@
 """TFDS builders for DanceFashion (UBC Fashion) and for any folder of videos, one record per frame.
 
-Storage: each frame is one record {image: PNG (R, R, 3), video_name, frame_index, num_frames}, with
-shuffling disabled, so the records of a video are contiguous and in frame order, and a training
+Storage: each frame is one record {image: PNG (R, R, 3), video_name, frame_index, num_frames,
+annotations}, with shuffling disabled, so the records of a video are contiguous and in frame order, and a training
 example (frames 0, t-1, t) reads exactly three records. `TfdsVideoSource`
 (input_pipeline/datasets.py) finds where each video starts by hopping over first records
 (record 0 says how many frames video 0 has, so video 1 starts at that index, ...).
@@ -12,6 +12,10 @@ a larger split (DanceFashion: about 230 KB per 512x512 frame) passes through TFD
 buckets, which use `tf.io.gfile`, so preparing it needs tensorflow(-cpu) installed, and temporary
 disk space about the size of the split.
 
+`annotations` holds the frame's per-frame annotations from the .npz beside the video (joints, part
+labels, flows, ...; input_pipeline/annotations.py) as npz bytes, b"" when the video has none; the
+metadata lists each video's annotation keys with their shapes and dtypes.
+
 Rules applied while preparing (see README.md):
 * frames are converted to uint8 RGB and fitted into an R x R white square, each frame on its own
   (`video_io.resize_and_pad`), so a video whose frame size changes still yields R x R frames (a
@@ -20,7 +24,9 @@ Rules applied while preparing (see README.md):
   count is logged at the end (training needs frames t-1 and t with t > min_driving_offset, hence
   num_frames >= min_driving_offset + 2);
 * a corrupt or unreadable video stops the preparation with a one-line VideoReadError naming the
-  file (delete or re-download it); TFDS writes into a temporary `*.incomplete*` directory and only
+  file (delete or re-download it), and so does an unreadable or misaligned .npz of annotations, or
+  annotations beside a video whose frames are not already R x R (pixel-unit annotations would no
+  longer fit the resized frames); TFDS writes into a temporary `*.incomplete*` directory and only
   renames it when every split is complete, so a failure never leaves a dataset that loads.
 """
 
@@ -40,6 +46,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
+from input_pipeline import annotations
 from input_pipeline import video_io
 
 SPLITS = ("train", "test")
@@ -68,12 +75,18 @@ def frames_config(name: str, resolution: int, description: str = "") -> VideoFra
       description=description or f"frames resized and padded to {resolution}x{resolution}")
 
 
-def encode_video(path: str, resolution: int) -> tuple[list[bytes], list[tuple[int, int]]]:
-  """Decodes a video, fits each frame into resolution^2 and PNG-encodes it.
+@dataclasses.dataclass
+class EncodedVideo:
+  """A video ready to be written: PNG bytes per frame, the distinct source frame sizes (H, W) in
+  order of appearance, and each frame's annotations as npz bytes (empty list: none)."""
+  frames: list[bytes]
+  sizes: list[tuple[int, int]]
+  annotations: list[bytes]
 
-  Returns (PNG bytes per frame, the distinct source frame sizes (H, W) in order of appearance).
-  Module-level so that worker processes can run it.
-  """
+
+def encode_video(path: str, resolution: int) -> EncodedVideo:
+  """Decodes a video, fits each frame into resolution^2 and PNG-encodes it, and encodes the
+  annotations of the .npz beside it per frame. Module-level so that worker processes can run it."""
   encoded = []
   sizes: list[tuple[int, int]] = []
   for frame in video_io.read_video_frames(path):
@@ -84,7 +97,16 @@ def encode_video(path: str, resolution: int) -> tuple[list[bytes], list[tuple[in
     if not ok:
       raise video_io.VideoReadError(f"{path}: PNG encoding of frame {len(encoded)} failed")
     encoded.append(png.tobytes())
-  return encoded, sizes
+  per_frame = annotations.load_video_annotations(path, len(encoded))
+  if per_frame is None:
+    return EncodedVideo(encoded, sizes, [])
+  if sizes != [(resolution, resolution)]:
+    raise video_io.DataError(
+        f"{annotations.annotation_path(path)}: annotations need the video's frames at the "
+        f"prepared resolution {resolution}x{resolution}, its frames are "
+        f"{', '.join(f'{w}x{h}' for h, w in sizes)} (resize the video and its annotations "
+        "together, or prepare at the video's size)")
+  return EncodedVideo(encoded, sizes, [annotations.encode_frame(frame) for frame in per_frame])
 
 
 def _encoded_videos(paths: Sequence[Path], resolution: int, num_workers: int):
@@ -115,8 +137,9 @@ def _encoded_videos(paths: Sequence[Path], resolution: int, num_workers: int):
 class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared logic: manual_dir/{train,test}/ of videos -> one PNG record per frame."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "One record per frame (PNG), records of a video contiguous."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "One record per frame (PNG), records of a video contiguous.",
+                   "1.1.0": "Per-frame annotations from the .npz beside each video."}
 
   def __init__(self, *, min_frames: int = 2, num_workers: int = 0,
                file_format: str = "array_record", **kwargs):
@@ -149,6 +172,7 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             "video_name": tfds.features.Text(),
             "frame_index": np.int32,
             "num_frames": np.int32,
+            "annotations": tfds.features.Tensor(shape=(), dtype=np.object_),
         }),
         disable_shuffling=True,  # records of a video stay contiguous and in order
         metadata=tfds.core.MetadataDict(),
@@ -169,6 +193,7 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     metadata["resolution"] = self.resolution
     metadata["videos"] = {split: [] for split in split_videos}
     metadata["skipped"] = {split: [] for split in split_videos}
+    metadata["annotations"] = {split: {} for split in split_videos}
     return {split: self._generate_examples(split, videos)
             for split, videos in split_videos.items()}
 
@@ -178,8 +203,9 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     kept = self.info.metadata["videos"][split]
     skipped = self.info.metadata["skipped"][split]
     encoded = _encoded_videos(videos, self.resolution, self._num_workers)
-    for index, (path, (frames, sizes)) in enumerate(encoded):
-      name = video_io.video_name(path)
+    described = self.info.metadata["annotations"][split]
+    for index, (path, video) in enumerate(encoded):
+      name, frames, sizes = video_io.video_name(path), video.frames, video.sizes
       if len(frames) < self._min_frames:
         logging.warning("%s: skipped, %d frames < min_frames=%d", path, len(frames),
                         self._min_frames)
@@ -190,12 +216,16 @@ class _VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                         "padded to %d on its own", path, ", ".join(f"{w}x{h}" for h, w in sizes),
                         self.resolution)
       kept.append(name)
+      if video.annotations:
+        described[name] = annotations.describe(
+            annotations.decode_frame(video.annotations[0], str(path)))
       for frame_index, png in enumerate(frames):
         yield index * stride + frame_index, {
             "image": png,
             "video_name": name,
             "frame_index": frame_index,
             "num_frames": len(frames),
+            "annotations": video.annotations[frame_index] if video.annotations else b"",
         }
     if skipped:
       logging.warning("%s: skipped %d of %d videos shorter than min_frames=%d",
