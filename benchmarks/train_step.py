@@ -19,8 +19,8 @@ Builds the method, its networks, optimisers, state and jitted step with train.py
 * flops: XLA cost analysis of the compiled step (per device) and utilisation against the device's
   dense peak (benchmarks/common.py PEAK_FLOPS); on CPU only achieved GFLOP/s.
 
---synthetic_data feeds random uint8 frames with small smooth flows (speed does not depend on the
-pixels) instead of the grain pipeline, which isolates the step from input preparation.
+--synthetic_data feeds random batches of the method's batch shapes (speed does not depend on the
+values) instead of the grain pipeline, which isolates the step from input preparation.
 """
 
 from __future__ import annotations
@@ -62,27 +62,26 @@ _COMPILE_ONLY = flags.DEFINE_bool(
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the JSON (indented) to this path.")
 
 
-def synthetic_batches(batch_size: int, resolution: int, count: int,
-                      seed: int = 0) -> list[dict[str, np.ndarray]]:
-  """`count` host batches with the pipeline's batch contract (input_pipeline/pipeline.py).
+def random_batches(shapes: dict[str, jax.ShapeDtypeStruct], count: int,
+                   seed: int = 0) -> list[dict[str, np.ndarray]]:
+  """`count` host batches of the method's batch shapes (`Method.batch_shapes`), any method.
 
-  Frames are uint8 noise; driving/previous are shifted copies of the source so the flow and the
-  mask have plausible statistics. Flows are smooth (normalised units, a few pixels), the
-  confidence mask mostly ones.
+  uint8 arrays (frames) are uniform noise; floating arrays (flows, confidences, coordinates) are
+  small, uniform in [0, 0.05), so flows move a fraction of a pixel and nothing leaves the frame;
+  other integers (labels) are 0 and booleans True, valid for any label set or mask. The step's
+  speed does not depend on the values, only their shapes.
   """
   rng = np.random.default_rng(seed)
-  batches = []
-  for _ in range(count):
-    source = rng.integers(0, 256, (batch_size, resolution, resolution, 3), dtype=np.uint8)
-    driving = np.roll(source, shift=(2, -3), axis=(1, 2))
-    previous = np.roll(source, shift=(1, -2), axis=(1, 2))
-    coarse = rng.normal(0.0, 4.0 / resolution, (batch_size, 4, 4, 2)).astype(np.float32)
-    factor = resolution // 4
-    flow = np.repeat(np.repeat(coarse, factor, axis=1), factor, axis=2)
-    confidence = (rng.random((batch_size, resolution, resolution, 1)) > 0.05).astype(np.float32)
-    batches.append({"source": source, "driving": driving, "previous": previous, "flow": flow,
-                    "flow_confidence": confidence})
-  return batches
+
+  def fill(shape: jax.ShapeDtypeStruct) -> np.ndarray:
+    dtype = np.dtype(shape.dtype)
+    if dtype == np.uint8:
+      return rng.integers(0, 256, shape.shape, dtype=np.uint8)
+    if np.issubdtype(dtype, np.floating):
+      return rng.uniform(0.0, 0.05, shape.shape).astype(dtype)
+    return np.full(shape.shape, dtype.type(1) if dtype == np.bool_ else 0, dtype)
+
+  return [jax.tree.map(fill, shapes) for _ in range(count)]
 
 
 def cycle(items):
@@ -201,7 +200,8 @@ def main(argv):
 
   # --- Input: the grain pipeline of train.py, or a cycle of synthetic host batches. ---
   if _SYNTHETIC_DATA.value:
-    iterator = cycle(synthetic_batches(local_batch, resolution, count=4, seed=config.seed))
+    shapes = training.method.batch_shapes(config, local_batch)
+    iterator = cycle(random_batches(shapes, count=4, seed=config.seed))
     input_source = "synthetic"
   else:
     from input_pipeline import datasets, pipeline  # noqa: PLC0415 (heavy: TF, grain, OpenCV)
