@@ -66,7 +66,7 @@ class Method:
   """(config, steps_per_epoch) -> one optax transformation per parameter group."""
 
   loss_fn: Callable[[Any, Params, Any, dict[str, jax.Array], jax.Array],
-                    tuple[dict[str, jax.Array], dict[str, jax.Array]]]
+                    tuple[dict[str, jax.Array], dict[str, jax.Array]]] | None
   """(networks, params, constants, batch, key) -> ({group: scalar loss}, {name: scalar}), pure
   and traceable; `batch` as the pipeline yields it (uint8 images), sharded along 'data'; `key`
   depends only on the seed and the step. Metrics are logged as train/<name>."""
@@ -90,10 +90,28 @@ class Method:
   create_constants: Callable[[Config], Any] = _no_constants
   """Frozen arrays the loss reads (INTERnet: VGG-19 weights), passed replicated into the step."""
 
-  gradients: Callable[..., tuple[Params, dict[str, jax.Array], dict[str, jax.Array]]] | None = None
-  """Optional: (networks, params, constants, batch, key) -> (grads per group, losses, metrics),
-  replacing the one-vjp default (`train.default_gradients`), e.g. to scan over frame chunks and
-  accumulate gradients. The update, the non-finite guard and the EMA stay the trainer's."""
+  chunks: "Chunks | None" = None
+  """Optional: train by truncated backpropagation through time (`Chunks`); `loss_fn` is then
+  unused by the trainer and may be None."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunks:
+  """Training in chunks, for recurrent video models (BDMM): each batch is a clip cut into chunks
+  and the trainer updates every group once per chunk, in order (a lax.scan inside the one jitted
+  step, each update from one forward pass under the non-finite guard), passing a carry (recurrent
+  state, the last generated frame) from chunk to chunk with its gradient stopped."""
+
+  split: Callable[[dict[str, jax.Array]], tuple[Any, Any]]
+  """batch -> (chunks, context): `chunks` a pytree whose arrays have a leading chunk axis (the
+  scanned one; the batch axis second), `context` what every chunk reads (the reference frame)."""
+
+  init_carry: Callable[[Any, Params, Any, jax.Array], Any]
+  """(networks, params, context, key) -> the carry entering the first chunk."""
+
+  loss_fn: Callable[..., tuple[dict[str, jax.Array], tuple[dict[str, jax.Array], Any]]]
+  """(networks, params, constants, chunk, context, carry, key) -> ({group: loss},
+  (metrics, the carry after this chunk)); pure, as `Method.loss_fn`."""
 
 
 def to_float_images(batch: dict[str, jax.Array]) -> dict[str, jax.Array]:

@@ -4,7 +4,8 @@ train/evaluate loop.
 The step takes the gradient of every parameter group from one forward pass: one `jax.vjp` of the
 method's {group: loss} and one one-hot cotangent per group (magvit's trick for G and D,
 generalised; XLA drops the unused halves). Then each group's optimiser, the non-finite guard and
-the EMA. Nothing here names a method: `config.method` picks it through `method.get`.
+the EMA. A method trained in chunks (`Method.chunks`: recurrent video models) gets that update once
+per chunk of each batch, inside the same jitted step. Nothing here names a method: `config.method` picks it through `method.get`.
 """
 
 from __future__ import annotations
@@ -113,52 +114,85 @@ def training_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.key(seed), 1)
 
 
-def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.Method, networks,
-               txs: dict, config) -> tuple[TrainState, dict]:
-  """Updates every parameter group from one forward pass; returns the new state and scalars.
-
-  A step whose losses, gradients or updated parameters are not all finite changes nothing but the
-  step and the skip counters (the non-finite guard): the update is computed as usual and then
-  discarded with a select, so a NaN never enters the parameters, the optimiser moments or a
-  checkpoint. The metrics keep the step's raw values, so the host can name the offending terms.
-  """
-  # Randomness from the seed and the step only, so a resumed run draws the same.
-  step_key = jax.random.fold_in(training_key(config.seed), state.step)
-  if method.gradients is not None:
-    grads, group_losses, metrics = method.gradients(networks, state.params, constants, batch,
-                                                    step_key)
-  else:
-    grads, group_losses, metrics = default_gradients(
-        lambda params: method.loss_fn(networks, params, constants, batch, step_key), state.params)
-
+def _apply_gradients(parts: dict, grads: dict, group_losses: dict, txs: dict,
+                     config) -> tuple[dict, jax.Array, dict]:
+  """One update of every group of `parts` ({params, opt_state, ema_params}) under the non-finite
+  guard: (the new parts, or the old ones if anything was not finite; finite; norms)."""
   params, opt_state, norms = {}, {}, {}
   for group, tx in txs.items():
-    updates, opt_state[group] = tx.update(grads[group], state.opt_state[group],
-                                          state.params[group])
-    params[group] = optax.apply_updates(state.params[group], updates)
+    updates, opt_state[group] = tx.update(grads[group], parts["opt_state"][group],
+                                          parts["params"][group])
+    params[group] = optax.apply_updates(parts["params"][group], updates)
     norms[f"{group}/grad_norm"] = optax.tree.norm(grads[group])
     norms[f"{group}/param_norm"] = optax.tree.norm(params[group])
-  ema_params = state.ema_params
+  ema_params = parts["ema_params"]
   if config.optimizer.ema_decay > 0:
     decay = config.optimizer.ema_decay
     ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params,
                               {group: params[group] for group in ema_params})
-
   # The losses (every term is in one of them), all gradients and all updated parameters: norms
   # are NaN/inf exactly when some element is (or when they overflow, which is as bad).
   finite = jnp.all(jnp.isfinite(jnp.stack([*group_losses.values(), *norms.values()])))
   updated = dict(params=params, opt_state=opt_state, ema_params=ema_params)
-  previous = {name: getattr(state, name) for name in updated}
-  kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, previous)
+  kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, parts)
+  return kept, finite, norms
+
+
+def _chunked_updates(parts: dict, batch: dict, constants, step_key: jax.Array, *,
+                     chunks: method_lib.Chunks, networks, txs: dict, config
+                     ) -> tuple[dict, jax.Array, dict]:
+  """`Method.chunks`: one guarded update per chunk of the batch, in order (a lax.scan), each from
+  one forward pass, the carry passed on with its gradient stopped (truncated backpropagation
+  through time). Returns the parts, whether every chunk was finite, and metrics averaged over the
+  chunks."""
+  sequence, context = chunks.split(batch)
+  num_chunks = jax.tree.leaves(sequence)[0].shape[0]
+  carry = jax.lax.stop_gradient(chunks.init_carry(networks, parts["params"], context, step_key))
+
+  def update(state, inputs):
+    parts, carry = state
+    chunk, index = inputs
+    key = jax.random.fold_in(step_key, index)
+    grads, group_losses, (metrics, carry) = default_gradients(
+        lambda params: chunks.loss_fn(networks, params, constants, chunk, context, carry, key),
+        parts["params"])
+    parts, finite, norms = _apply_gradients(parts, grads, group_losses, txs, config)
+    return (parts, jax.lax.stop_gradient(carry)), ({**metrics, **norms}, finite)
+
+  (parts, _), (metrics, finite) = jax.lax.scan(
+      update, (parts, carry), (sequence, jnp.arange(num_chunks)))
+  return parts, jnp.all(finite), jax.tree.map(lambda v: jnp.mean(v, axis=0), metrics)
+
+
+def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.Method, networks,
+               txs: dict, config) -> tuple[TrainState, dict]:
+  """Updates every parameter group from one forward pass (once per chunk for methods trained in
+  chunks, `Method.chunks`); returns the new state and scalars.
+
+  An update whose losses, gradients or updated parameters are not all finite changes nothing (the
+  non-finite guard): it is computed as usual and then discarded with a select, so a NaN never
+  enters the parameters, the optimiser moments or a checkpoint; the step counts as skipped. The
+  metrics keep the step's raw values, so the host can name the offending terms.
+  """
+  # Randomness from the seed and the step only, so a resumed run draws the same.
+  step_key = jax.random.fold_in(training_key(config.seed), state.step)
+  parts = dict(params=state.params, opt_state=state.opt_state, ema_params=state.ema_params)
+  if method.chunks is not None:
+    parts, finite, metrics = _chunked_updates(parts, batch, constants, step_key,
+                                              chunks=method.chunks, networks=networks, txs=txs,
+                                              config=config)
+  else:
+    grads, group_losses, metrics = default_gradients(
+        lambda params: method.loss_fn(networks, params, constants, batch, step_key), state.params)
+    parts, finite, norms = _apply_gradients(parts, grads, group_losses, txs, config)
+    metrics = {**metrics, **norms}
   skipped = jnp.logical_not(finite).astype(jnp.int32)
   new_state = state.replace(
       step=state.step + 1,
       skipped_steps=state.skipped_steps + skipped,
       consecutive_skipped_steps=jnp.where(finite, 0, state.consecutive_skipped_steps + 1),
-      **kept)
-
+      **parts)
   metrics = dict(metrics)
-  metrics.update(norms)
   metrics.update({
       "nonfinite": skipped,
       "skipped_steps": new_state.skipped_steps,

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from input_pipeline import video_io
@@ -227,3 +228,63 @@ def test_checkpoints_of_the_old_layout_are_refused_with_one_line(tiny_config, tm
   with pytest.raises(checkpointing.IncompatibleCheckpointError, match="older layout"):
     checkpointing.restore_latest(manager, workdir, abstract, None)
   manager.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training in chunks (Method.chunks): one update per chunk, the carry passed on.
+
+
+def _chunked_toy():
+  """A scalar 'recurrent' model: prediction_t = w * x_t + carry, the carry the chunk's last
+  prediction. Every chunk of a clip is one update of w."""
+
+  def split(batch):
+    clip = jnp.swapaxes(batch["clip"].reshape(batch["clip"].shape[0], 3, -1), 0, 1)
+    return clip, batch["start"]  # chunks (3, B, frames per chunk), context (B,)
+
+  def init_carry(network, params, context, key):
+    del network, key
+    return context * params["g"]["w"]
+
+  def loss_fn(network, params, constants, chunk, context, carry, key):
+    del network, constants, context, key
+    prediction = params["g"]["w"] * chunk + carry[:, None]
+    loss = jnp.mean((prediction - 1.0) ** 2)
+    return {"g": loss}, ({"mse": loss}, prediction[:, -1])
+
+  return method.Method(
+      validate_config=lambda config: None, build=lambda config: None,
+      batch_shapes=lambda config, batch_size: {}, init_params=lambda *a: {"g": {"w": 0.5}},
+      optimizers=lambda config, steps: {"g": optax.sgd(0.1)}, loss_fn=None,
+      example_fn=None, renderer=None, summary_images=None,
+      chunks=method.Chunks(split=split, init_carry=init_carry, loss_fn=loss_fn))
+
+
+def test_chunked_training_updates_once_per_chunk_with_the_carry_passed_on(tiny_config):
+  toy = _chunked_toy()
+  config = copy.deepcopy(tiny_config)
+  config.optimizer.ema_decay = 0.0
+  txs = toy.optimizers(config, 1)
+  state = train.create_train_state(config, toy, None, txs)
+  state = jax.tree.map(jnp.asarray, state)
+  rng = np.random.default_rng(0)
+  batch = {"clip": jnp.asarray(rng.normal(size=(2, 12)), jnp.float32),
+           "start": jnp.asarray(rng.normal(size=(2,)), jnp.float32)}
+  new_state, metrics = jax.jit(functools.partial(
+      train.train_step, method=toy, networks=None, txs=txs, config=config))(state, batch, None)
+
+  # By hand: three SGD steps, each on its chunk, the carry a constant from the step before.
+  w = 0.5
+  carry = np.asarray(batch["start"]) * w
+  chunks = np.asarray(batch["clip"]).reshape(2, 3, 4)
+  losses = []
+  for index in range(3):
+    x = chunks[:, index]
+    prediction = w * x + carry[:, None]
+    losses.append(np.mean((prediction - 1.0) ** 2))
+    grad = np.mean(2.0 * (prediction - 1.0) * x)  # d/dw with the carry held fixed
+    carry = prediction[:, -1]
+    w -= 0.1 * grad
+  np.testing.assert_allclose(float(new_state.params["g"]["w"]), w, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["mse"]), np.mean(losses), rtol=1e-5)
+  assert int(new_state.step) == 1 and int(metrics["nonfinite"]) == 0
