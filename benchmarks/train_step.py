@@ -209,7 +209,7 @@ def main(argv):
     iterator = pipeline.create_train_iterator(
         config.data, train_source, batch_size_per_process=local_batch, seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count(),
-        example_fn=training.method.example_fn(config.data))
+        example_fn=training.method.example_fn(config))
     input_source = f"pipeline (worker_count={config.data.worker_count})"
 
   def next_batch():

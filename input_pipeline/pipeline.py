@@ -343,7 +343,7 @@ def create_train_iterator(data_config, source: sources.VideoSource, *,
       the main module).
     read_threads: grain read threads per process (None: 2 in-process, 1 per worker).
     force_flip: None for random flips; True/False to force the flip (tests, visualisation).
-    example_fn: (source, video, rng) -> one example, a method's `Method.example_fn(data_config)`;
+    example_fn: (source, video, rng) -> one example, a method's `Method.example_fn(config)`;
       None: the frame-pair example (`frame_pair_example_fn`). `force_flip` applies to that one.
   Returns:
     A grain DatasetIterator: `next()` gives a batch dict; `get_state()`/`set_state()` (or

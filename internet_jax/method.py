@@ -10,7 +10,7 @@ What the shared code does with a method, in order (`train.train_and_evaluate`):
   method = get(config.method)
   method.validate_config(config)                     # one-line errors, before any work
   networks = method.build(config)
-  example = method.example_fn(config.data)           # run by the grain workers, numpy -> numpy
+  example = method.example_fn(config)                # run by the grain workers, numpy -> numpy
   params = method.init_params(networks, key, config)                # {"g": ..., "d": ...}
   txs = method.optimizers(config, steps_per_epoch)                  # one per group
   losses, metrics = method.loss_fn(networks, params, constants, batch, key)   # in the jitted step
@@ -71,8 +71,9 @@ class Method:
   and traceable; `batch` as the pipeline yields it (uint8 images), sharded along 'data'; `key`
   depends only on the seed and the step. Metrics are logged as train/<name>."""
 
-  example_fn: Callable[[Any], Callable[[Any, int, np.random.Generator], dict[str, np.ndarray]]]
-  """config.data -> the function the grain workers run, (VideoSource, video index, rng) -> one
+  example_fn: Callable[[Config], Callable[[Any, int, np.random.Generator],
+                                          dict[str, np.ndarray]]]
+  """config -> the function the grain workers run, (VideoSource, video index, rng) -> one
   example of numpy arrays (no batch axis); every random choice from `rng`. Must pickle."""
 
   renderer: Callable[[Any, Params, Config, int], Any]
@@ -102,9 +103,10 @@ class Chunks:
   step, each update from one forward pass under the non-finite guard), passing a carry (recurrent
   state, the last generated frame) from chunk to chunk with its gradient stopped."""
 
-  split: Callable[[dict[str, jax.Array]], tuple[Any, Any]]
-  """batch -> (chunks, context): `chunks` a pytree whose arrays have a leading chunk axis (the
-  scanned one; the batch axis second), `context` what every chunk reads (the reference frame)."""
+  split: Callable[[Any, dict[str, jax.Array]], tuple[Any, Any]]
+  """(networks, batch) -> (chunks, context): `chunks` a pytree whose arrays have a leading chunk
+  axis (the scanned one; the batch axis second), `context` what every chunk reads (the reference
+  frame)."""
 
   init_carry: Callable[[Any, Params, Any, jax.Array], Any]
   """(networks, params, context, key) -> the carry entering the first chunk."""

@@ -145,7 +145,7 @@ def _chunked_updates(parts: dict, batch: dict, constants, step_key: jax.Array, *
   one forward pass, the carry passed on with its gradient stopped (truncated backpropagation
   through time). Returns the parts, whether every chunk was finite, and metrics averaged over the
   chunks."""
-  sequence, context = chunks.split(batch)
+  sequence, context = chunks.split(networks, batch)
   num_chunks = jax.tree.leaves(sequence)[0].shape[0]
   carry = jax.lax.stop_gradient(chunks.init_carry(networks, parts["params"], context, step_key))
 
@@ -287,7 +287,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_iter = pipeline.create_train_iterator(
       config.data, train_source, batch_size_per_process=local_batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      example_fn=training.method.example_fn(config.data))
+      example_fn=training.method.example_fn(config))
   # Shapes only (no compilation): the restore target, and what a checkpoint must match.
   replicated = sharding.replicated(mesh)
   abstract_state = jax.tree.map(

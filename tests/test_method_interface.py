@@ -100,7 +100,7 @@ TOY = method.Method(
     init_params=toy_init,
     optimizers=toy_optimizers,
     loss_fn=toy_loss,
-    example_fn=lambda data_config: toy_example,
+    example_fn=lambda config: toy_example,
     renderer=lambda network, params, config, batch_size: ToyRenderer(network, params, batch_size),
     summary_images=toy_summaries,
 )
@@ -238,7 +238,8 @@ def _chunked_toy():
   """A scalar 'recurrent' model: prediction_t = w * x_t + carry, the carry the chunk's last
   prediction. Every chunk of a clip is one update of w."""
 
-  def split(batch):
+  def split(network, batch):
+    del network
     clip = jnp.swapaxes(batch["clip"].reshape(batch["clip"].shape[0], 3, -1), 0, 1)
     return clip, batch["start"]  # chunks (3, B, frames per chunk), context (B,)
 

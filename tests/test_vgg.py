@@ -243,3 +243,16 @@ def test_create_vgg_for_the_train_step(weight_files):
   config.vgg_weights = ""
   with pytest.raises(ValueError, match="allow_random_vgg"):
     vgg.create_vgg(config)
+
+
+def test_without_imagenet_normalisation_the_input_is_fed_as_is():
+  # VGG19(imagenet_normalize=False) on y must equal the normalising network on y * std + mean,
+  # whose normalisation gives back y exactly.
+  net_raw = vgg.VGG19(layers=("relu2_1",), imagenet_normalize=False)
+  net_normalising = vgg.VGG19(layers=("relu2_1",))
+  y = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, size=(2, 8, 8, 3)), jnp.float32)
+  variables = net_raw.init(jax.random.key(0), y)
+  raw = net_raw.apply(variables, y)["relu2_1"]
+  normalised = net_normalising.apply(variables, y * STD + MEAN)["relu2_1"]
+  np.testing.assert_allclose(raw, normalised, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(raw, net_normalising.apply(variables, y)["relu2_1"], atol=1e-3)

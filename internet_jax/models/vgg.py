@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from internet_jax import errors
+from internet_jax import config_checks, errors
 from internet_jax.losses import PERCEPTUAL_LAYERS, STYLE_LAYERS
 
 # (block, convolutions in the block, output channels) of VGG-19 (configuration "E").
@@ -103,6 +103,10 @@ class _Conv3x3(nn.Module):
 class VGG19(nn.Module):
   """VGG-19 features: (..., H, W, 3) in [0, 1] -> {"relu1_1": ..., ...}.
 
+  `imagenet_normalize` False feeds the images as they come, without the ImageNet mean/std: the
+  way BDMM (rocketappslab/BDMM, model/networks/external_function.py `VGG19`) feeds its [-1, 1]
+  images.
+
   Only the convolutions up to the deepest layer in `layers` are built and run, and the returned
   dict holds every reluX_Y computed on the way (a superset of `layers`). Max-pooling floors odd
   sizes like torch's MaxPool2d(2, 2). With `frozen` (the default) the parameters are constants
@@ -111,6 +115,7 @@ class VGG19(nn.Module):
   layers: Sequence[str] = LAYER_NAMES
   frozen: bool = True
   dtype: Any = jnp.float32
+  imagenet_normalize: bool = True
 
   @nn.compact
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
@@ -120,7 +125,8 @@ class VGG19(nn.Module):
     x = images.reshape((-1,) + images.shape[-3:]).astype(self.dtype)
     mean = jnp.asarray(IMAGENET_MEAN, self.dtype)
     std = jnp.asarray(IMAGENET_STD, self.dtype)
-    x = (x - mean) / std
+    if self.imagenet_normalize:
+      x = (x - mean) / std
     features = {}
     for position, conv_name in enumerate(CONV_NAMES[:deepest + 1]):
       block, index = conv_name[4:].split("_")
@@ -316,6 +322,41 @@ def _params_from_config(loss_config: Any) -> tuple[dict, str]:
       "The perceptual and style losses need VGG-19 weights and config.loss.vgg_weights is "
       f"empty: {HOW_TO_SUPPLY_WEIGHTS} (or set --config.loss.allow_random_vgg=True for a "
       "random feature network).")
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
+
+
+def validate_weights(loss_config, used: bool, unused_hint: str) -> None:
+  """config.loss.vgg_weights: the file exists and is of a kind read without unpickling, when a
+  loss term uses VGG-19 (`used`); when none does, no weights may be given (weights nothing reads
+  would look as if the run used them; `unused_hint` says which terms are 0 and how to set them)."""
+  vgg_weights = loss_config.vgg_weights
+  if not used:
+    config_checks.require(not vgg_weights, "loss.vgg_weights",
+                          f"{vgg_weights} is given but no loss term uses VGG-19 ({unused_hint})")
+    return
+  if not loss_config.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
+    raise FileNotFoundError(
+        f"config.loss.vgg_weights: VGG-19 weights not found at {vgg_weights or '(unset)'}; the "
+        "perceptual and style losses need ImageNet VGG-19 weights: save torchvision's "
+        "vgg19(weights='IMAGENET1K_V1').state_dict() as .safetensors there (README: Supplying "
+        "VGG-19 weights), or set --config.loss.allow_random_vgg=True to train with random features")
+  if not vgg_weights:
+    return
+  if not os.path.isfile(vgg_weights):
+    raise FileNotFoundError(f"config.loss.vgg_weights: no file at {vgg_weights}")
+  suffix = os.path.splitext(vgg_weights)[1].lower()
+  config_checks.require(suffix in WEIGHT_SUFFIXES, "loss.vgg_weights",
+                        f"{vgg_weights} has an unsupported extension {suffix!r}; use "
+                        f"{', '.join(WEIGHT_SUFFIXES)}")
+  if suffix in (".pth", ".pt", ".bin"):
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    # A .pth is a pickle: only torch.load(weights_only=True) may read it, never plain unpickling.
+    config_checks.require(
+        importlib.util.find_spec("torch") is not None, "loss.vgg_weights",
+        f"{vgg_weights} is a PyTorch pickle and torch is not installed, so it is not read "
+        "(nothing here unpickles files); convert it to .safetensors where torch is installed")
 
 
 def vgg_module(loss_config: Any, dtype: Any = jnp.float32) -> VGG19:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -20,45 +19,11 @@ from internet_jax.models import vgg
 LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.perceptual", "loss.style",
                       "loss.equivariance_value", "loss.equivariance_jacobian",
                       "loss.reconstruction_l1", "loss.equivariance_colour", "temporal.weight")
-VGG_WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 
 
 def vgg_params(config) -> dict:
   """`Method.create_constants`: the VGG-19 weights (`vgg.create_vgg`), {} when unused."""
   return vgg.create_vgg(config.loss)[1] if networks.uses_vgg(config.loss) else {}
-
-
-def _validate_vgg_weights(loss_config) -> None:
-  """The weights file exists and is of a kind we read without unpickling."""
-  vgg_weights = loss_config.vgg_weights
-  if not networks.uses_vgg(loss_config):
-    # Weights nothing reads would look as if the run used them.
-    config_checks.require(
-        not vgg_weights, "loss.vgg_weights",
-        f"{vgg_weights} is given but no loss term uses VGG-19 (loss.perceptual and loss.style "
-        "are 0): set them (configs/synthetic.py:paper_losses does), or drop it")
-    return
-  if not loss_config.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
-    raise FileNotFoundError(
-        f"config.loss.vgg_weights: VGG-19 weights not found at {vgg_weights or '(unset)'}; the "
-        "perceptual and style losses (Eqs. 9-10) need ImageNet VGG-19 weights: save torchvision's "
-        "vgg19(weights='IMAGENET1K_V1').state_dict() as .safetensors there (README: Supplying "
-        "VGG-19 weights), or set --config.loss.allow_random_vgg=True to train with random features")
-  if not vgg_weights:
-    return
-  if not os.path.isfile(vgg_weights):
-    raise FileNotFoundError(f"config.loss.vgg_weights: no file at {vgg_weights}")
-  suffix = os.path.splitext(vgg_weights)[1].lower()
-  config_checks.require(suffix in VGG_WEIGHT_SUFFIXES, "loss.vgg_weights",
-                        f"{vgg_weights} has an unsupported extension {suffix!r}; use "
-                        f"{', '.join(VGG_WEIGHT_SUFFIXES)}")
-  if suffix in (".pth", ".pt", ".bin"):
-    import importlib.util  # pylint: disable=g-import-not-at-top
-    # A .pth is a pickle: only torch.load(weights_only=True) may read it, never plain unpickling.
-    config_checks.require(
-        importlib.util.find_spec("torch") is not None, "loss.vgg_weights",
-        f"{vgg_weights} is a PyTorch pickle and torch is not installed, so it is not read "
-        "(nothing here unpickles files); convert it to .safetensors where torch is installed")
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -78,7 +43,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   config_checks.require(not unknown_layers, "loss.style_layers",
                         f"unknown VGG-19 layer(s) {unknown_layers}; known: "
                         f"{', '.join(vgg.LAYER_NAMES)}")
-  _validate_vgg_weights(loss)
+  vgg.validate_weights(loss, networks.uses_vgg(loss),
+                       "loss.perceptual and loss.style are 0: set them "
+                       "(configs/synthetic.py:paper_losses does), or drop it")
   optimizers.validate(config, ("g_lr", "d_lr"))
 
 
