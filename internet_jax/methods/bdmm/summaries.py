@@ -1,0 +1,57 @@
+"""BDMM's TensorBoard panel and its (not yet available) inference entry point."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from internet_jax import geometry, visualize
+from internet_jax.methods.bdmm import objective, propagation
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _clip(networks, g_params, batch):
+  config = networks.config
+  model = config.model
+  reference = objective.to_signed(batch["reference"])
+  skeletons = jnp.swapaxes(objective._skeletons(config, batch["joints"], batch["joints_valid"]),
+                           0, 1)
+  warps = jnp.swapaxes(batch["warps"], 0, 1)
+  frames = propagation.generate_clip(
+      networks.generator, g_params, reference, skeletons, warps, batch["initial_warp"],
+      config.bdmm.chunk_frames, forward_propagation=model.forward_propagation,
+      backward_propagation=model.backward_propagation,
+      recurrent_structure=model.recurrent_structure)
+  warped = jax.vmap(lambda w: geometry.warp(reference, w))(warps)
+  return frames, warped, jnp.max(skeletons, axis=-1)
+
+
+def _to_uint8(signed: np.ndarray) -> np.ndarray:
+  return np.clip(np.round((np.asarray(signed) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def summary_images(networks, params: dict, batch: dict[str, np.ndarray],
+                   num_frames: int = 6) -> dict:
+  """`Method.summary_images`: {"summary"}: for the first clip of the batch, one row per frame
+  (evenly spaced, at most `num_frames`): reference | skeleton | warped reference | output |
+  ground truth."""
+  first = {name: jnp.asarray(value[:1]) for name, value in batch.items()}
+  frames, warped, skeletons = jax.device_get(_clip(networks, params["g"], first))
+  count = frames.shape[0]
+  rows = []
+  for t in np.unique(np.linspace(0, count - 1, min(num_frames, count)).round().astype(int)):
+    skeleton = np.repeat(np.clip(skeletons[t, 0, ..., None] * 255, 0, 255), 3, -1)
+    rows.append([batch["reference"][0], skeleton.astype(np.uint8), _to_uint8(warped[t, 0]),
+                 _to_uint8(frames[t, 0]), batch["frames"][0, t]])
+  return {"summary": visualize.tile_images(rows, pad=2)}
+
+
+def create_renderer(networks, params, config, batch_size):
+  """`Method.renderer`: BDMM renders from per-frame poses and warps of the driving video, which
+  the shared inference path does not pass yet; a one-line error until it does."""
+  del networks, params, config, batch_size
+  raise ValueError("config.method='bdmm': animate and evaluate do not run BDMM yet (its "
+                   "renderer needs the driving video's poses and warps); training does")

@@ -1,0 +1,328 @@
+"""BDMM's networks, frame scans, objective and training (internet_jax/methods/bdmm/).
+
+The discriminators' shapes follow the official code's arithmetic (rocketappslab/BDMM,
+model/networks/discriminator.py): each ResBlockEncoder halves H and W, each 3-D block removes two
+frames. The frame scans are checked against a plain Python loop over the generator's one-step
+methods, written here from the recurrences of the paper's Eqs. 6-7."""
+
+from __future__ import annotations
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.bdmm import synthetic as bdmm_synthetic
+from input_pipeline import datasets
+from internet_jax import checkpointing, geometry, method, notebook, train
+from internet_jax.methods.bdmm import discriminators, objective, propagation
+from internet_jax.methods.bdmm.generator import Generator
+
+R = 16  # generator resolution: divisible by 2^style_blocks (3)
+JOINTS = 4
+
+
+def _generator(**switches):
+  return Generator(base_features=4, max_features=8, style_blocks=3, **switches)
+
+
+def _random(key, shape, scale=1.0):
+  return scale * jax.random.normal(jax.random.key(key), shape, jnp.float32)
+
+
+def _warps(key, shape):
+  """Identity coordinates plus a small random displacement, (..., R, R, 2)."""
+  identity = geometry.coordinate_grid(R, R)
+  return identity + _random(key, shape + (R, R, 2), 0.05)
+
+
+@pytest.fixture(scope="module")
+def small_generator():
+  generator = _generator()
+  image = jnp.zeros((1, R, R, 3))
+  params = generator.init(jax.random.key(0), image, jnp.zeros((1, R, R, JOINTS)), image)
+  return generator, params
+
+
+# --- Discriminators ------------------------------------------------------------------------------
+
+
+def test_spatial_discriminator_halves_per_block_with_the_codes_widths():
+  net = discriminators.SpatialDiscriminator(base_features=4, max_features=8, num_blocks=3)
+  variables = net.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)))
+  logits = net.apply(variables, _random(1, (2, 32, 32, 3)))
+  assert logits.shape == (2, 4, 4, 1) and logits.dtype == jnp.float32
+  params = variables["params"]
+  # ndf * min(2^i, img_f / ndf): 4, 8, 8.
+  assert params["block0"]["conv2"]["conv"]["kernel"].shape == (4, 4, 4, 4)
+  assert params["encoder0"]["conv2"]["conv"]["kernel"].shape == (4, 4, 4, 8)
+  assert params["encoder1"]["conv2"]["conv"]["kernel"].shape == (4, 4, 8, 8)
+
+
+def test_temporal_discriminator_shapes_and_length_errors():
+  net = discriminators.TemporalDiscriminator(input_length=6, base_features=4, max_features=16,
+                                             num_blocks=3)
+  variables = net.init(jax.random.key(0), jnp.zeros((1, 6, 32, 32, 3)))
+  assert net.apply(variables, _random(2, (2, 6, 32, 32, 3))).shape == (2, 4, 4, 1)
+  # Two 3-D blocks leave 6 - 4 = 2 frames of 2 * base channels, folded into 16 channels.
+  assert variables["params"]["encoder0"]["conv1"]["conv"]["kernel"].shape == (3, 3, 16, 16)
+  with pytest.raises(ValueError, match=r"input_length must be >= 5.*got 4"):
+    discriminators.TemporalDiscriminator(input_length=4).init(
+        jax.random.key(0), jnp.zeros((1, 4, 32, 32, 3)))
+  with pytest.raises(ValueError, match=r"expected \(B, 6, H, W, C\) clips, got \(1, 5, 32, 32, 3\)"):
+    net.apply(variables, jnp.zeros((1, 5, 32, 32, 3)))
+
+
+def test_temporal_block_removes_two_frames_and_pools_the_shortcut_over_three():
+  block = discriminators.ResBlockEncoder(5, temporal=True)
+  x = _random(3, (1, 7, 8, 8, 2))
+  variables = block.init(jax.random.key(0), x)
+  assert block.apply(variables, x).shape == (1, 5, 4, 4, 5)
+
+
+def test_fold_time_into_channels_is_torchs_view_order():
+  x = np.arange(2 * 3 * 2 * 2 * 4, dtype=np.float32).reshape(2, 3, 2, 2, 4)  # (B, T, H, W, C)
+  folded = np.asarray(discriminators.fold_time_into_channels(jnp.asarray(x)))
+  assert folded.shape == (2, 2, 2, 12)
+  for c in range(4):
+    for t in range(3):
+      np.testing.assert_array_equal(folded[..., c * 3 + t], x[:, t, :, :, c])
+
+
+def test_unit_norm_head_is_the_exact_spectral_norm_of_its_one_row_weight():
+  head = discriminators.UnitNormHead()
+  x = _random(4, (2, 3, 3, 6))
+  variables = head.init(jax.random.key(1), x)
+  weight = np.asarray(variables["params"]["weight"], np.float64)
+  bias = float(variables["params"]["bias"][0])
+  assert np.all(np.abs(weight) <= 1 / np.sqrt(6))  # torch's default U(+-1/sqrt(fan_in))
+  # sigma_max of a (1, C) matrix is its norm: numpy's SVD says the same.
+  sigma = np.linalg.svd(weight[None], compute_uv=False)[0]
+  expected = np.asarray(x, np.float64) @ (weight / sigma) + bias
+  np.testing.assert_allclose(head.apply(variables, x)[..., 0], expected, rtol=1e-5, atol=1e-6)
+  scaled = jax.tree.map(lambda v: v, variables)
+  scaled["params"]["weight"] = 7.0 * variables["params"]["weight"]
+  np.testing.assert_allclose(head.apply(scaled, x), head.apply(variables, x), rtol=1e-5)
+
+
+def test_lsgan_losses():
+  real = jnp.array([[1.0, 3.0]])
+  fake = jnp.array([[0.0, -2.0]])
+  # mean((D - 1)^2) and 0.5 (mean((D(real) - 1)^2) + mean(D(fake)^2)), by hand.
+  assert float(discriminators.lsgan_generator_loss(fake)) == pytest.approx((1 + 9) / 2)
+  assert float(discriminators.lsgan_discriminator_loss(real, fake)) == pytest.approx(
+      0.5 * ((0 + 4) / 2 + (0 + 4) / 2))
+  assert float(discriminators.lsgan_discriminator_loss(jnp.ones(3), jnp.zeros(3))) == 0.0
+
+
+# --- Frame scans ---------------------------------------------------------------------------------
+
+
+def _clip_inputs(num_frames=4, batch=1):
+  reference = jnp.tanh(_random(5, (batch, R, R, 3)))
+  skeletons = jax.nn.sigmoid(_random(6, (num_frames, batch, R, R, JOINTS)))
+  return reference, skeletons, _warps(7, (num_frames, batch)), _warps(8, (batch,))
+
+
+def _loop_clip(generator, params, reference, skeletons, warps, initial_warp, chunk_frames):
+  """The recurrences frame by frame in Python: f_t from f_{t-1} over the whole clip, b_t from
+  b_{t+1} restarted at each chunk from the frame after it, the decoder from the previous output
+  and structural state."""
+  apply = lambda *args, method: generator.apply(params, *args, method=method)  # noqa: E731
+  features = lambda warp: apply(geometry.warp(reference, warp), method=Generator.warp_features)  # noqa: E731
+  style = apply(reference, method=Generator.style)
+  num_frames = skeletons.shape[0]
+  forward_state = features(initial_warp)
+  previous = reference
+  structural_state = apply(skeletons[0], reference, method=Generator.structure)
+  outputs = []
+  for start in range(0, num_frames, chunk_frames):
+    stop = start + chunk_frames
+    backward_state = features(warps[min(stop, num_frames - 1)])
+    backward = {}
+    for t in reversed(range(start, stop)):
+      backward_state = apply(features(warps[t]), backward_state,
+                             method=Generator.propagate_backward)
+      backward[t] = backward_state
+    for t in range(start, stop):
+      forward_state = apply(features(warps[t]), forward_state, method=Generator.propagate_forward)
+      structure = apply(skeletons[t], previous, method=Generator.structure)
+      structural_state = apply(structural_state, structure, method=Generator.structural_flow)
+      previous = apply(structural_state, style, forward_state, backward[t],
+                       method=Generator.decode)
+      outputs.append(previous)
+  return jnp.stack(outputs)
+
+
+def test_generate_clip_equals_the_frame_by_frame_recurrence(small_generator):
+  generator, params = small_generator
+  reference, skeletons, warps, initial_warp = _clip_inputs(num_frames=4)
+  scanned = propagation.generate_clip(generator, params, reference, skeletons, warps,
+                                      initial_warp, chunk_frames=2)
+  looped = _loop_clip(generator, params, reference, skeletons, warps, initial_warp, 2)
+  assert scanned.shape == (4, 1, R, R, 3)
+  assert np.all(np.abs(np.asarray(scanned)) <= 1.0)
+  np.testing.assert_allclose(scanned, looped, rtol=1e-4, atol=1e-5)
+  # The chunk boundary matters (the backward branch restarts): one chunk of 4 differs.
+  whole = propagation.generate_clip(generator, params, reference, skeletons, warps,
+                                    initial_warp, chunk_frames=4)
+  assert not np.allclose(whole[:2], scanned[:2], atol=1e-6)
+
+
+def _chunk(generator, params, carry, post_warp, **switches):
+  reference, skeletons, warps, _ = _clip_inputs(num_frames=3)
+  frames, _ = propagation.generate_chunk(generator, params, reference, skeletons, warps,
+                                         post_warp, carry, **switches)
+  return frames
+
+
+@pytest.mark.parametrize("switch, carry_key", [
+    ("forward_propagation", "forward"), ("recurrent_structure", "structure"),
+    ("backward_propagation", None)])
+def test_ablation_switches_cut_their_branch(small_generator, switch, carry_key):
+  generator, params = small_generator
+  reference, skeletons, _, initial_warp = _clip_inputs(num_frames=3)
+  carry = propagation.initial_carry(generator, params, reference, skeletons[0], initial_warp)
+  other_carry = propagation.initial_carry(generator, params, reference, skeletons[1],
+                                          _warps(11, (1,)))
+  post, other_post = _warps(12, (1,)), _warps(13, (1,))
+
+  def perturbed(**switches):
+    if carry_key is None:  # the backward branch reads the post warp
+      return _chunk(generator, params, carry, other_post, **switches)
+    return _chunk(generator, params, dict(carry, **{carry_key: other_carry[carry_key]}), post,
+                  **switches)
+
+  base = _chunk(generator, params, carry, post)
+  assert not np.allclose(perturbed(), base, atol=1e-6)  # the branch is used ...
+  off = {switch: False}
+  np.testing.assert_allclose(perturbed(**off), _chunk(generator, params, carry, post, **off),
+                             atol=1e-6)  # ... and switched off it is not
+
+
+def test_without_dmm_the_generator_runs_with_styled_convs():
+  generator = _generator(use_dmm=False)
+  image = jnp.zeros((1, R, R, 3))
+  params = generator.init(jax.random.key(0), image, jnp.zeros((1, R, R, JOINTS)), image)
+  assert "weight" not in params["params"]["forward_dmm1"]  # no deformable kernel
+  reference, skeletons, warps, initial_warp = _clip_inputs(num_frames=2)
+  frames = propagation.generate_clip(generator, params, reference, skeletons, warps,
+                                     initial_warp, chunk_frames=2)
+  assert frames.shape == (2, 1, R, R, 3) and np.all(np.isfinite(frames))
+
+
+# --- Objective and training ----------------------------------------------------------------------
+
+
+def _tiny_config(tmp_path_factory):
+  root = tmp_path_factory.mktemp("bdmm_data")
+  config = bdmm_synthetic.get_config("tiny")
+  config.data.manual_dir = str(root / "synthetic")
+  config.data.data_dir = str(root / "tfds")
+  return config
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+  config = _tiny_config(tmp_path_factory)
+  datasets.get_video_source(config.data, "train")
+  return config
+
+
+def _fake_batch(config, batch_size=2, seed=0):
+  rng = np.random.default_rng(seed)
+  shapes = method.get("bdmm").batch_shapes(config, batch_size)
+  batch = {}
+  for name, spec in shapes.items():
+    if spec.dtype == jnp.uint8:
+      batch[name] = rng.integers(0, 256, spec.shape, dtype=np.uint8)
+    elif spec.dtype == jnp.bool_:
+      batch[name] = np.ones(spec.shape, bool)
+    else:
+      batch[name] = rng.uniform(-0.9, 0.9, spec.shape).astype(np.float32)
+  return jax.tree.map(jnp.asarray, batch)
+
+
+def test_chunk_loss_gradients_reach_every_group(tiny_config):
+  bdmm = method.get("bdmm")
+  networks = bdmm.build(tiny_config)
+  params = bdmm.init_params(networks, jax.random.key(0), tiny_config)
+  sequence, context = objective.split(networks, _fake_batch(tiny_config))
+  num_chunks = tiny_config.bdmm.num_chunks
+  assert sequence["frames"].shape[:3] == (num_chunks, 2, tiny_config.bdmm.chunk_frames)
+  chunk = jax.tree.map(lambda value: value[0], sequence)
+  carry = objective.init_carry(networks, params, context, jax.random.key(1))
+
+  def group_loss(group):
+    return lambda p: objective.chunk_loss(networks, p, {}, chunk, context, carry,
+                                          jax.random.key(2))[0][group]
+
+  (losses, (metrics, _)) = objective.chunk_loss(networks, params, {}, chunk, context, carry,
+                                                jax.random.key(2))
+  assert set(metrics) >= {"g/l1", "g/spatial_adversarial", "g/temporal_adversarial",
+                          "d/spatial", "d/temporal", "g/loss", "d/loss"}
+  expected_g = sum(tiny_config.loss[name] * metrics[f"g/{name}"]
+                   for name in ("l1", "spatial_adversarial", "temporal_adversarial"))
+  np.testing.assert_allclose(losses["g"], expected_g, rtol=1e-6)
+  g_grads = jax.grad(group_loss("g"))(params)
+  d_grads = jax.grad(group_loss("d"))(params)
+  for name, grads in (("g", g_grads["g"]), ("d.spatial", d_grads["d"]["spatial"]),
+                      ("d.temporal", d_grads["d"]["temporal"])):
+    norms = [float(jnp.linalg.norm(leaf)) for leaf in jax.tree.leaves(grads)]
+    assert all(np.isfinite(norms)), name
+    assert sum(norm > 0 for norm in norms) >= 0.9 * len(norms), name
+  # Each loss reaches only its own group: the D loss sees the generated frames detached.
+  assert all(float(jnp.max(jnp.abs(leaf))) == 0 for leaf in jax.tree.leaves(d_grads["g"]))
+
+
+def test_split_puts_each_chunks_post_warp_at_the_next_chunks_first_frame(tiny_config):
+  networks = method.get("bdmm").build(tiny_config)
+  batch = _fake_batch(tiny_config)
+  sequence, _ = objective.split(networks, batch)
+  f = tiny_config.bdmm.chunk_frames
+  np.testing.assert_array_equal(sequence["warps"][1, :, 0], batch["warps"][:, f])
+  np.testing.assert_array_equal(sequence["post_warp"][0], batch["warps"][:, f])
+  np.testing.assert_array_equal(sequence["post_warp"][-1], batch["warps"][:, -1])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("bdmm.chunk_frames", 4, r"config.bdmm.chunk_frames: must be >= 5 for the temporal"),
+    ("model.encoder_blocks", 2, r"config.model.encoder_blocks: must be 3"),
+    ("model.style_blocks", 6, r"config.data.resolution: must be divisible by 2\^model.style"),
+    ("loss.l1", -1.0, r"config.loss.l1: a loss weight must be finite and >= 0"),
+    ("model.dtype", "float16", r"config.model.dtype: unknown dtype 'float16'"),
+])
+def test_config_errors_are_one_line(field, value, message):
+  config = bdmm_synthetic.get_config("tiny")
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message) as error:
+    method.get("bdmm").validate_config(config)
+  assert "\n" not in str(error.value)
+
+
+def test_renderer_is_refused_with_one_line():
+  with pytest.raises(ValueError, match="animate and evaluate do not run BDMM yet"):
+    method.get("bdmm").renderer(None, None, None, 1)
+
+
+def test_tiny_training_runs_checkpoints_and_writes_the_panel(tiny_config, tmp_path):
+  config = copy.deepcopy(tiny_config)
+  state = train.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == config.num_train_steps
+  assert set(state.params) == {"g", "d"} and set(state.params["d"]) == {"spatial", "temporal"}
+  assert int(state.skipped_steps) == 0
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state.params))
+  steps = checkpointing.complete_steps(checkpointing.checkpoint_dir(str(tmp_path)))
+  assert steps[-1] == config.num_train_steps
+  scalars = notebook.read_scalars(str(tmp_path))
+  for name in ("train/g/l1", "train/d/spatial", "train/d/temporal",
+               "train/learning_rate/g", "train/learning_rate/d"):
+    assert np.all(np.isfinite(scalars[name][1])), name
+  ((image_step, image),) = notebook.read_images(str(tmp_path), "train/summary")
+  # One row per frame (2 chunks of 5: at most 6 rows) of five R x R panels with 2 px padding.
+  r = config.data.resolution
+  assert image_step == config.image_every_steps
+  assert image.shape[:2] == (6 * (r + 2) + 2, 5 * (r + 2) + 2)
