@@ -37,13 +37,18 @@ class VideoSource(Protocol):
     """Frame `frame` of video `video` as uint8 (H, W, 3)."""
 
 
+def frame_annotations(source: VideoSource, video: int, frame: int) -> dict[str, np.ndarray]:
+  """Every annotation of frame `frame` of video `video` ({} for a source that serves none)."""
+  reader = getattr(source, "read_annotations", None)
+  return reader(video, frame) if reader is not None else {}
+
+
 def read_annotations(source: VideoSource, video: int, frame: int,
                      keys: Sequence[str]) -> dict[str, np.ndarray]:
   """The annotations `keys` of frame `frame` of video `video`; a one-line DataError naming the
   video, the frame and the first missing key otherwise."""
-  reader = getattr(source, "read_annotations", None)
-  found = reader(video, frame) if reader is not None else {}
-  return annotations.require(found, keys, f"video {source.video_name(video)} frame {frame}")
+  return annotations.require(frame_annotations(source, video, frame), keys,
+                             f"video {source.video_name(video)} frame {frame}")
 
 
 class InMemoryVideoSource:

@@ -42,7 +42,7 @@ import jax
 import numpy as np
 import tqdm
 
-from input_pipeline import video_io
+from input_pipeline import annotations, video_io
 from internet_jax import checkpointing, errors, inference
 
 DEFAULT_FPS = 30.0
@@ -200,6 +200,46 @@ def check_video(path: str | os.PathLike) -> float:
   return video_io.video_fps(path) or DEFAULT_FPS
 
 
+def file_annotation_options(renderer: inference.Renderer, source: Path, driving: Path) -> dict:
+  """`inference.annotation_options` from the .npz files beside `source` (an image: `<stem>.npz`,
+  arrays with a first axis of 1; a video: its frame 0) and beside `driving`, for a renderer that reads
+  per-frame annotations ({} otherwise). Their pixel units hold only at the size they were made
+  for, so both must already be at the model resolution (a one-line ValueError otherwise)."""
+  if not renderer.annotation_keys:
+    return {}
+  r = renderer.resolution
+
+  def frame_count(path: Path) -> int:
+    count = 0
+    for frame in video_io.read_video_frames(path):
+      if frame.shape[:2] != (r, r):
+        raise ValueError(f"{path}: frames are {frame.shape[1]}x{frame.shape[0]}; this method "
+                         f"reads pixel annotations, right only at the model resolution {r}x{r}: "
+                         "resize the video and its annotations together")
+      count += 1
+    return count
+
+  def stored(path: Path, count: int, npz: Path, what: str) -> list[dict]:
+    if not npz.is_file():
+      raise ValueError(f"{npz}: no such file; this method reads {what} annotations "
+                       f"({', '.join(renderer.annotation_keys)}) from it")
+    return annotations.split_per_frame(annotations.read_npz(npz, str(npz)), count, str(npz))
+
+  if video_io.is_video(source):
+    source_frames = stored(source, frame_count(source), annotations.annotation_path(source),
+                           "the source's")
+  else:  # an image: <stem>.npz beside it, arrays with a first axis of 1
+    image = read_image(source)
+    if image.shape[:2] != (r, r):
+      raise ValueError(f"{source}: is {image.shape[1]}x{image.shape[0]}; this method reads "
+                       f"pixel annotations, right only at the model resolution {r}x{r}: resize "
+                       "the image and its annotations together")
+    source_frames = stored(source, 1, source.with_suffix(annotations.SUFFIX), "the source's")
+  driving_frames = stored(driving, frame_count(driving), annotations.annotation_path(driving),
+                          "the driving video's")
+  return inference.annotation_options(renderer, source_frames[0], driving_frames, str(driving))
+
+
 def animate_file(renderer: inference.Renderer, source: str | os.PathLike,
                  driving: str | os.PathLike, output: str | os.PathLike, *,
                  visualize_panels: bool = False, progress: bool = True, **options) -> int:
@@ -211,6 +251,7 @@ def animate_file(renderer: inference.Renderer, source: str | os.PathLike,
   resolution = renderer.resolution
   image = video_io.resize_and_pad(read_image(source), resolution)
   fps = check_video(driving)
+  options = {**options, **file_annotation_options(renderer, source, driving)}
   keys = tuple(renderer.panel_keys) if visualize_panels else ()
   written = 0
   with tqdm.tqdm(total=_frame_count(driving), unit="frame", desc=driving.name,

@@ -704,22 +704,18 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
 # Mode (a): self-imitation with a trained workdir
 
 
-def _animate(renderer, source: np.ndarray, driving: np.ndarray
+def _animate(renderer, source: np.ndarray, driving: np.ndarray, options: dict
              ) -> tuple[np.ndarray, np.ndarray | None]:
-  """`source` animated by every frame of `driving`: (uint8 output, motion_full or None when the
-  method's renderer gives no motion field). Absolute motion, as FOMM's reconstruction test."""
+  """`source` animated by every frame of `driving` (with the renderer's `options`): (uint8
+  output, motion_full or None when the method's renderer gives no motion field). Absolute motion,
+  as FOMM's reconstruction test."""
   predictions, motions = [], []
-  for valid, outputs in renderer.render_chunks(source, driving):
+  for valid, outputs in renderer.render_chunks(source, driving, **options):
     predictions.append(np.asarray(outputs["prediction"][:valid], np.float32))
     if "motion_full" in outputs:
       motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
   generated = np.clip(np.round(np.concatenate(predictions) * 255.0), 0, 255).astype(np.uint8)
   return generated, np.concatenate(motions) if motions else None
-
-
-def _reconstruct(renderer, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-  """Self-imitation of one video: frame 0 animated by every frame. (uint8 output, motion_full)."""
-  return _animate(renderer, frames[0], frames)
 
 
 def cross_identity_frames(manual_dir, name: str, resolution: int
@@ -743,7 +739,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   checkpoint's. Nothing is rendered or prepared: missing data is a one-line
   `datasets.MissingDataError` naming the folder and the command that recreates it."""
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from internet_jax import checkpointing, inference  # pylint: disable=g-import-not-at-top
   options = options or Options()
   if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
     raise FileNotFoundError(f"{checkpointing.checkpoint_dir(workdir)}: no checkpoints (is "
@@ -778,7 +774,10 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   for video in tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr):
     name = source.video_name(video)
     frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
-    generated, motion_full = _reconstruct(renderer, frames)
+    # Self-imitation: frame 0 animated by every frame.
+    generated, motion_full = _animate(renderer, frames[0], frames,
+                                      inference.video_annotation_options(
+                                          renderer, source, video, 0, range(len(frames))))
     truth = truth_dir / f"{name}.npz"
     truth = truth if truth.is_file() else None
     scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
@@ -791,7 +790,10 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
       raise ValueError(f"{path}: {len(driving)} frames, but its test video {name} has "
                        f"{len(frames)}")
     # Cross-identity: A's frame 0 driven by B's frames; the target is A's own video.
-    generated, motion_full = _animate(renderer, frames[0], driving)
+    generated, motion_full = _animate(renderer, frames[0], driving,
+                                      inference.video_annotation_options(
+                                          renderer, source, video, 0, range(len(frames)),
+                                          driving_file=path))
     cross_scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
   results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
                            workdir=str(workdir), step=step,

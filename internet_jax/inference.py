@@ -14,11 +14,14 @@ from __future__ import annotations
 import abc
 import inspect
 import itertools
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
 
+from input_pipeline import annotations as annotations_lib
+from input_pipeline import sources
+from input_pipeline.video_io import DataError
 from internet_jax import visualize
 
 PANEL_PAD = 2  # pixels tile_images puts between and around the --visualize panels
@@ -45,6 +48,50 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
+def annotation_options(renderer: "Renderer", source: Mapping[str, np.ndarray] | None,
+                       driving: Sequence[Mapping[str, np.ndarray]] | None, where: str) -> dict:
+  """The `annotations=` option of a renderer that reads per-frame annotations, {} for one that
+  reads none (nothing is required then). `source`: the source frame's annotations, `driving`:
+  one dict per driving frame, None where there are none; `where` names the video for the
+  one-line DataError on a missing key."""
+  keys = tuple(renderer.annotation_keys)
+  if not keys:
+    return {}
+  if source is None or driving is None:
+    missing = "the source frame" if source is None else "the driving frames"
+    raise DataError(f"{where}: this method reads per-frame annotations ({', '.join(keys)}) and "
+                    f"{missing} have none: put them in the .npz beside the video "
+                    "(input_pipeline/annotations.py)")
+
+  def pick(frame, label):
+    found = annotations_lib.require(frame, keys, f"{where} {label}")
+    found.update({key: frame[key] for key in renderer.optional_annotation_keys if key in frame})
+    return found
+
+  return {"annotations": {"source": pick(source, "source frame"),
+                          "driving": [pick(frame, f"driving frame {t}")
+                                      for t, frame in enumerate(driving)]}}
+
+
+def video_annotation_options(renderer: "Renderer", source, video: int, source_frame: int,
+                             driving_frames: Sequence[int], driving_file=None) -> dict:
+  """`annotation_options` for frame `source_frame` of video `video` of a VideoSource driven by
+  the frames `driving_frames`: of the same video, or of the video file `driving_file` (its .npz
+  beside it, `input_pipeline/annotations.py`; as many frames as the source's video)."""
+  if not renderer.annotation_keys:
+    return {}
+  name = source.video_name(video)
+  if driving_file is None:
+    per_frame = [sources.frame_annotations(source, video, int(t)) for t in driving_frames]
+    where = f"video {name}"
+  else:
+    stored = annotations_lib.load_video_annotations(driving_file, source.num_frames(video))
+    per_frame = None if stored is None else [stored[int(t)] for t in driving_frames]
+    where = str(driving_file)
+  return annotation_options(renderer, sources.frame_annotations(source, video, source_frame),
+                            per_frame, where)
+
+
 class Renderer(abc.ABC):
   """Inference of one method with one set of parameters (see the module docstring).
 
@@ -58,6 +105,11 @@ class Renderer(abc.ABC):
   # The --visualize panels, left to right, and the outputs they need on the host.
   panel_names: tuple[str, ...] = ("source", "driving", "output")
   panel_keys: tuple[str, ...] = ()
+  # Per-frame annotations (input_pipeline/annotations.py keys) the renderer reads of the source
+  # frame and of every driving frame, and those it reads where present. With any, callers pass
+  # `annotations=` (`annotation_options`) to the render functions, and `start` takes it.
+  annotation_keys: tuple[str, ...] = ()
+  optional_annotation_keys: tuple[str, ...] = ()
 
   def __init__(self, resolution: int, batch_size: int = 8):
     if batch_size < 1:

@@ -34,17 +34,18 @@ def _eval_ground_truth(ground_truth_dir, name: str, num_frames: int) -> dict | N
 
 
 def _score_animation(tally: dict, renderer, source_frame: np.ndarray, driving: np.ndarray,
-                     target: np.ndarray, truth: dict | None, indices: np.ndarray) -> None:
-  """Animates `source_frame` by `driving` and adds the per-frame scores against `target` (uint8
-  frames `indices` of the test video), the mean confidence and the motion EPEs (for renderers
-  whose outputs hold them) to `tally`."""
+                     target: np.ndarray, truth: dict | None, indices: np.ndarray,
+                     options: dict) -> None:
+  """Animates `source_frame` by `driving` (with the renderer's `options`) and adds the per-frame
+  scores against `target` (uint8 frames `indices` of the test video), the mean confidence and the
+  motion EPEs (for renderers whose outputs hold them) to `tally`."""
   from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   from internet_jax.metrics import synthetic_gt  # pylint: disable=g-import-not-at-top
   figure = (None if truth is None else
             synthetic_gt.figure_mask(truth["part_labels"], target.shape[1:3], indices))
   motions = []
   for start, (valid, outputs) in zip(range(0, len(driving), renderer.batch_size),
-                                     renderer.render_chunks(source_frame, driving)):
+                                     renderer.render_chunks(source_frame, driving, **options)):
     chunk = evaluate_lib.frame_scores(
         np.asarray(outputs["prediction"][:valid], np.float32),
         target[start:start + valid].astype(np.float32) / 255.0,
@@ -112,7 +113,8 @@ def evaluate_reconstruction(renderer: inference.Renderer, source, *, num_videos:
     target = np.stack([source.read_frame(video, int(t)) for t in indices])
     source_frame = source.read_frame(video, 0)
     truth = _eval_ground_truth(ground_truth_dir, name, count)
-    _score_animation(tallies["self"], renderer, source_frame, target, target, truth, indices)
+    _score_animation(tallies["self"], renderer, source_frame, target, target, truth, indices,
+                     inference.video_annotation_options(renderer, source, video, 0, indices))
     partner = (None if manual_dir is None else
                evaluate_lib.cross_identity_frames(manual_dir, name, target.shape[1]))
     if partner is None:
@@ -123,7 +125,8 @@ def evaluate_reconstruction(renderer: inference.Renderer, source, *, num_videos:
                       len(partner_frames), count)
       continue
     _score_animation(tallies["cross"], renderer, source_frame, partner_frames[indices], target,
-                     truth, indices)
+                     truth, indices, inference.video_annotation_options(
+                         renderer, source, video, 0, indices, driving_file=path))
   scores = _tally_scores(tallies["self"], "eval/")
   if tallies["cross"]["per_frame"]:
     scores.update(_tally_scores(tallies["cross"], "eval/cross/"))
@@ -170,10 +173,12 @@ def write_sample_animation(path: str, renderer: inference.Renderer, source, *, m
              evaluate_lib.cross_identity_frames(manual_dir, source.video_name(0), frames.shape[1]))
   if partner is not None and len(partner[1]) >= count:
     driving = partner[1][:count]
-    output = renderer.animate(frames[0], driving)
+    output = renderer.animate(frames[0], driving, **inference.video_annotation_options(
+        renderer, source, 0, 0, range(count), driving_file=partner[0]))
     panels = [np.broadcast_to(frames[0], frames.shape), driving, output, frames]
   else:
-    output = renderer.animate(frames[0], frames)
+    output = renderer.animate(frames[0], frames, **inference.video_annotation_options(
+        renderer, source, 0, 0, range(count)))
     panels = [np.broadcast_to(frames[0], frames.shape), frames, output]
   video_io.write_video(path, np.concatenate(panels, axis=2), fps=fps)
   visualize.save_png(os.path.splitext(path)[0] + ".png", visualize.animation_contact_sheet(panels))

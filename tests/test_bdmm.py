@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import copy
 
+import imageio.v3 as iio
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs.bdmm import synthetic as bdmm_synthetic
-from input_pipeline import datasets
-from internet_jax import checkpointing, geometry, method, notebook, train
-from internet_jax.methods.bdmm import discriminators, objective, propagation
+from input_pipeline import annotations, datasets, synthetic, video_io
+from input_pipeline.video_io import DataError
+from internet_jax import (animate, checkpointing, evaluate, geometry, inference, method, notebook,
+                          train)
+from internet_jax.methods.bdmm import discriminators, inputs, objective, propagation
 from internet_jax.methods.bdmm.generator import Generator
 
 R = 16  # generator resolution: divisible by 2^style_blocks (3)
@@ -303,9 +306,63 @@ def test_config_errors_are_one_line(field, value, message):
   assert "\n" not in str(error.value)
 
 
-def test_renderer_is_refused_with_one_line():
-  with pytest.raises(ValueError, match="animate and evaluate do not run BDMM yet"):
-    method.get("bdmm").renderer(None, None, None, 1)
+# --- Inference ----------------------------------------------------------------------------------
+
+
+def _video_annotations(num_frames, seed=3):
+  video = synthetic.render_video(seed, num_frames=num_frames, resolution=32)
+  per_frame = [{key: video[key][t] for key in inputs.ANNOTATION_KEYS} for t in range(num_frames)]
+  return video, per_frame
+
+
+def test_renderer_runs_chunks_with_the_state_carried_and_pads_the_last(tiny_config):
+  bdmm = method.get("bdmm")
+  networks = bdmm.build(tiny_config)
+  params = bdmm.init_params(networks, jax.random.key(0), tiny_config)
+  renderer = bdmm.renderer(networks, params, tiny_config, 3)
+  video, per_frame = _video_annotations(7)
+  options = inference.annotation_options(renderer, per_frame[0], per_frame, "clip")
+  output = renderer.animate(video["frames"][0], video["frames"], **options)
+  assert output.shape == (7, 32, 32, 3) and output.dtype == np.uint8
+
+  # The same clip in one call of generate_clip: chunks of 3, the last padded by its last frame.
+  padded = [min(t, 6) for t in range(9)]
+  warps = np.stack([inputs.part_warp(video["part_labels"][t], video["part_transforms"][t],
+                                     video["part_transforms"][0]) for t in padded])
+  joints = video["joints"][padded].astype(np.float32)
+  skeleton_maps = objective.skeletons(networks.config, joints, np.ones(joints.shape[:2], bool))
+  reference = objective.to_signed(jnp.asarray(video["frames"][0])[None])
+  frames = propagation.generate_clip(networks.generator, params["g"], reference,
+                                     skeleton_maps[:, None], jnp.asarray(warps)[:, None],
+                                     jnp.asarray(warps[:1]), chunk_frames=3)
+  expected = inference.to_uint8((np.asarray(frames[:7, 0]) + 1.0) / 2.0)
+  assert np.abs(output.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_annotation_options_require_the_renderers_keys(tiny_config):
+  bdmm = method.get("bdmm")
+  networks = bdmm.build(tiny_config)
+  renderer = bdmm.renderer(networks, bdmm.init_params(networks, jax.random.key(0), tiny_config),
+                           tiny_config, 2)
+  _, per_frame = _video_annotations(2)
+  valid = [dict(frame, joints_valid=np.ones(15, bool), uv=np.zeros(2)) for frame in per_frame]
+  options = inference.annotation_options(renderer, valid[0], valid, "clip")["annotations"]
+  assert set(options["driving"][1]) == set(inputs.ANNOTATION_KEYS) | {"joints_valid"}
+  with pytest.raises(DataError, match=r"^clip driving frame 1: no annotation 'part_labels'"):
+    inference.annotation_options(
+        renderer, per_frame[0], [per_frame[0], {"joints": per_frame[1]["joints"]}], "clip")
+  with pytest.raises(DataError, match=r"^clip: this method reads per-frame annotations .* the "
+                                      r"source frame have none"):
+    inference.annotation_options(renderer, None, per_frame, "clip")
+  with pytest.raises(DataError, match="more frames than its 2 annotated ones"):
+    renderer.animate(np.zeros((32, 32, 3), np.uint8), np.zeros((3, 32, 32, 3), np.uint8),
+                     **inference.annotation_options(renderer, per_frame[0], per_frame, "clip"))
+  # A renderer that reads no annotations needs none.
+  assert inference.annotation_options(_NoAnnotations(), None, None, "clip") == {}
+
+
+class _NoAnnotations:
+  annotation_keys = ()
 
 
 def test_tiny_training_runs_checkpoints_and_writes_the_panel(tiny_config, tmp_path):
@@ -326,3 +383,36 @@ def test_tiny_training_runs_checkpoints_and_writes_the_panel(tiny_config, tmp_pa
   r = config.data.resolution
   assert image_step == config.image_every_steps
   assert image.shape[:2] == (6 * (r + 2) + 2, 5 * (r + 2) + 2)
+  # The training-time evaluation ran through the renderer, beside copy-source.
+  assert {"eval/l1", "eval/l1_copy_source", "eval/cross/l1_figure"} <= set(scalars)
+  assert (tmp_path / "sample_animation.mp4").is_file()
+
+  # evaluate: every test frame, scored beside copy-source, self- and cross-identity.
+  results = evaluate.evaluate_workdir(str(tmp_path), output_dir=tmp_path / "eval")
+  assert results["num_frames"] == config.data.synthetic.num_frames
+  for scores in (results["mean"], results["cross_identity"]["mean"]):
+    assert 0.0 < scores["l1"] < 1.0 and 0.0 < scores["l1_figure_copy_source"] < 1.0
+  assert (tmp_path / "eval" / "metrics.md").is_file()
+
+  # animate: a photo and a driving video, each with its .npz of annotations beside it.
+  video, per_frame = _video_annotations(7)
+  iio.imwrite(tmp_path / "person.png", video["frames"][0])
+  annotations.write_npz(tmp_path / "person.npz",
+                        {key: video[key][:1] for key in inputs.ANNOTATION_KEYS})
+  video_io.write_video(tmp_path / "dance.mp4", video["frames"], fps=10)
+  annotations.write_npz(tmp_path / "dance.npz",
+                        {key: video[key] for key in inputs.ANNOTATION_KEYS})
+  renderer = animate.load_renderer(str(tmp_path), batch_size=5)
+  count = animate.animate_file(renderer, tmp_path / "person.png", tmp_path / "dance.mp4",
+                               tmp_path / "out.mp4", progress=False)
+  assert count == 7
+  expected = renderer.animate(video["frames"][0], video["frames"], **inference.annotation_options(
+      renderer, per_frame[0], per_frame, "dance"))
+  written = video_io.read_video(tmp_path / "out.mp4", r)
+  assert written.shape == expected.shape
+  assert np.mean(np.abs(written.astype(float) - expected)) < 4  # h264 is lossy
+  (tmp_path / "dance.npz").unlink()
+  with pytest.raises(ValueError, match=r"dance.npz: no such file; this method reads the driving"):
+    animate.animate_file(renderer, tmp_path / "person.png", tmp_path / "dance.mp4",
+                         tmp_path / "out2.mp4", progress=False)
+  assert not (tmp_path / "out2.mp4").exists()

@@ -247,7 +247,7 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   assert step == 2 and config.data.resolution == 32
   source = datasets.get_video_source(config.data, "test")
   frames = np.stack([source.read_frame(0, t) for t in range(source.num_frames(0))])
-  generated, motion_full = evaluate._reconstruct(renderer, frames)
+  generated, motion_full = evaluate._animate(renderer, frames[0], frames, {})
   np.testing.assert_array_equal(generated, renderer.animate(frames[0], frames))
   assert motion_full.shape == (12, 32, 32, 2)
   assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
@@ -262,7 +262,7 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   name = source.video_name(0)
   partner = video_io.read_video(os.path.join(config.data.manual_dir, "test_cross", name), 32)
   assert np.abs(partner.astype(int) - frames).mean() > 5  # another appearance indeed
-  crossed, _ = evaluate._animate(renderer, frames[0], partner)
+  crossed, _ = evaluate._animate(renderer, frames[0], partner, {})
   cross_video = cross["videos"][name]
   assert cross_video["l1"] == pytest.approx(image.l1(crossed, frames).mean(), abs=1e-9)
   assert cross_video["l1_copy_source"] == video["l1_copy_source"]  # the same source and target

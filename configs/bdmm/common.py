@@ -59,8 +59,5 @@ def get_config() -> ml_collections.ConfigDict:
   opt.lr_decay_epochs = ()  # the code's 'lambda' policy never decays in practice
   opt.lr_decay_factor = 1.0
   config.batch_size = 1
-  # Inference for BDMM (animate / evaluate) reads per-frame poses and warps of the driving video;
-  # the training-time evaluation and sample animation are off until its renderer lands.
-  config.num_eval_videos = 0
-  config.sample_animation = False
+  config.eval_batch_size = 6  # inference in chunks of 6 frames, the state carried between them
   return config

@@ -27,6 +27,12 @@ def get_config(arg: str = ""):
   config.log_every_steps = 50
   config.image_every_steps = 500
   config.checkpoint_every_steps = 500
+  # Scored on every frame of each test video (consecutive frames: BDMM is recurrent), in chunks
+  # of eval_batch_size (6) with the state carried.
+  config.eval_every_steps = 500
+  config.num_eval_videos = 4
+  config.eval_frames_per_video = config.data.synthetic.num_frames
+  config.sample_animation_frames = config.data.synthetic.num_frames
   if arg == "tiny":
     tiny = internet_synthetic.get_config("tiny")
     config.data = tiny.data
@@ -40,6 +46,11 @@ def get_config(arg: str = ""):
     config.log_every_steps = 1
     config.image_every_steps = 3
     config.checkpoint_every_steps = 2
+    config.eval_every_steps = 0
+    config.num_eval_videos = 1
+    config.eval_frames_per_video = config.data.synthetic.num_frames
+    config.eval_batch_size = 5
+    config.sample_animation_frames = config.data.synthetic.num_frames
   elif arg:
     raise ValueError(f"configs/bdmm/synthetic.py: unknown variant {arg!r}; known: tiny")
   return config

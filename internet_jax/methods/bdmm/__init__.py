@@ -2,10 +2,11 @@
 StyleGAN2-style decoder with deformable motion modulation, bidirectional propagation of warped
 reference features, spatial and temporal discriminators) as a `Method`: networks
 (`generator.py`, `discriminators.py`), the frame scans (`propagation.py`), inputs
-(`inputs.py`), objective and chunked training (`objective.py`), panels (`summaries.py`)."""
+(`inputs.py`), objective and chunked training (`objective.py`), inference over videos
+(`renderer.py`), panels (`summaries.py`)."""
 
 from internet_jax import method
-from internet_jax.methods.bdmm import inputs, objective, summaries
+from internet_jax.methods.bdmm import inputs, objective, renderer, summaries
 
 METHOD = method.Method(
     validate_config=objective.validate_config,
@@ -15,7 +16,7 @@ METHOD = method.Method(
     optimizers=objective.create_optimizers,
     loss_fn=None,
     example_fn=inputs.clip_example_fn,
-    renderer=summaries.create_renderer,
+    renderer=renderer.create_renderer,
     summary_images=summaries.summary_images,
     inference_groups=("g",),
     create_constants=objective.vgg_constants,

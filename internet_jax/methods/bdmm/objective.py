@@ -175,7 +175,15 @@ def split(networks: Networks, batch: dict) -> tuple[dict, dict]:
   return sequence, context
 
 
-def _skeletons(config, joints, valid):
+def propagation_switches(config) -> dict:
+  """The ablation switches of `propagation.generate_chunk` from config.model."""
+  model = config.model
+  return dict(forward_propagation=model.forward_propagation,
+              backward_propagation=model.backward_propagation,
+              recurrent_structure=model.recurrent_structure)
+
+
+def skeletons(config, joints, valid):
   r = config.data.resolution
   return inputs.skeleton_heatmaps(joints, valid, r, r,
                                   inputs.heatmap_sigma(r, config.bdmm.heatmap_sigma))
@@ -185,7 +193,7 @@ def init_carry(networks: Networks, params: dict, context: dict, key: jax.Array) 
   """`Chunks.init_carry`: the first chunk of each clip starts from the reference."""
   del key
   config = networks.config
-  skeleton = _skeletons(config, context["first_joints"], context["first_joints_valid"])
+  skeleton = skeletons(config, context["first_joints"], context["first_joints_valid"])
   return propagation.initial_carry(networks.generator, params["g"],
                                    to_signed(context["reference"]), skeleton,
                                    context["initial_warp"])
@@ -213,15 +221,14 @@ def chunk_loss(networks: Networks, params: dict, constants, chunk: dict, context
                key: jax.Array):
   """`Chunks.loss_fn`: ({"g", "d"}, (metrics, carry after the chunk)) of one chunk."""
   config = networks.config
-  loss, model = config.loss, config.model
+  loss = config.loss
   reference = to_signed(context["reference"])
   real = to_signed(chunk["frames"])  # (B, f, R, R, 3)
-  skeletons = jnp.swapaxes(_skeletons(config, chunk["joints"], chunk["joints_valid"]), 0, 1)
+  skeleton_maps = jnp.swapaxes(skeletons(config, chunk["joints"], chunk["joints_valid"]), 0, 1)
   frames, carry = propagation.generate_chunk(
-      networks.generator, params["g"], reference, skeletons, jnp.swapaxes(chunk["warps"], 0, 1),
-      chunk["post_warp"], carry, forward_propagation=model.forward_propagation,
-      backward_propagation=model.backward_propagation,
-      recurrent_structure=model.recurrent_structure)
+      networks.generator, params["g"], reference, skeleton_maps,
+      jnp.swapaxes(chunk["warps"], 0, 1), chunk["post_warp"], carry,
+      **propagation_switches(config))
   fake = jnp.swapaxes(frames, 0, 1)  # (B, f, R, R, 3)
   num_frames = fake.shape[1]
 

@@ -1,4 +1,4 @@
-"""BDMM's TensorBoard panel and its (not yet available) inference entry point."""
+"""BDMM's TensorBoard panel: a training clip generated chunk by chunk."""
 
 from __future__ import annotations
 
@@ -15,16 +15,13 @@ from internet_jax.methods.bdmm import objective, propagation
 @functools.partial(jax.jit, static_argnums=(0,))
 def _clip(networks, g_params, batch):
   config = networks.config
-  model = config.model
   reference = objective.to_signed(batch["reference"])
-  skeletons = jnp.swapaxes(objective._skeletons(config, batch["joints"], batch["joints_valid"]),
+  skeletons = jnp.swapaxes(objective.skeletons(config, batch["joints"], batch["joints_valid"]),
                            0, 1)
   warps = jnp.swapaxes(batch["warps"], 0, 1)
   frames = propagation.generate_clip(
       networks.generator, g_params, reference, skeletons, warps, batch["initial_warp"],
-      config.bdmm.chunk_frames, forward_propagation=model.forward_propagation,
-      backward_propagation=model.backward_propagation,
-      recurrent_structure=model.recurrent_structure)
+      config.bdmm.chunk_frames, **objective.propagation_switches(config))
   warped = jax.vmap(lambda w: geometry.warp(reference, w))(warps)
   return frames, warped, jnp.max(skeletons, axis=-1)
 
@@ -48,10 +45,3 @@ def summary_images(networks, params: dict, batch: dict[str, np.ndarray],
                  _to_uint8(frames[t, 0]), batch["frames"][0, t]])
   return {"summary": visualize.tile_images(rows, pad=2)}
 
-
-def create_renderer(networks, params, config, batch_size):
-  """`Method.renderer`: BDMM renders from per-frame poses and warps of the driving video, which
-  the shared inference path does not pass yet; a one-line error until it does."""
-  del networks, params, config, batch_size
-  raise ValueError("config.method='bdmm': animate and evaluate do not run BDMM yet (its "
-                   "renderer needs the driving video's poses and warps); training does")
