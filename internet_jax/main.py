@@ -1,8 +1,8 @@
 """Training entry point: `python -m internet_jax.main --config=configs/synthetic.py [--workdir=DIR]`.
 
 Intentionally thin: flags, multi-host start-up and logging; the work is in `train.py`, which tests
-and notebooks import directly. `--workdir` defaults to ./workdirs/<config file stem> and a run in
-an existing workdir resumes from its newest checkpoint.
+and notebooks import directly. `--workdir` defaults to ./workdirs/<config file stem>
+(`default_workdir`) and a run in an existing workdir resumes from its newest checkpoint.
 
 Exit status: 0 when training finished; 1 with one line `error: ...` on stderr for bad input (config
 file, field or value, data, weights, workdir, a checkpoint of another config; `--verbose` shows the
@@ -29,9 +29,14 @@ flags.mark_flags_as_required(["config"])
 
 
 def default_workdir(config_argument: str) -> str:
-  """./workdirs/<config stem>, plus _<arg> for parameterised configs (`ablations.py:ss4x_a`)."""
+  """./workdirs/<config stem>, plus _<arg> for parameterised configs (`ablations.py:ss4x_a`);
+  a method's config folder prefixes it (configs/bdmm/synthetic.py -> workdirs/bdmm_synthetic),
+  so that methods' runs of the same data do not share a workdir."""
   path, _, arg = config_argument.partition(":")
   stem = os.path.splitext(os.path.basename(path))[0]
+  folder = os.path.basename(os.path.dirname(os.path.normpath(path)))
+  if folder and folder != "configs":
+    stem = f"{folder}_{stem}"
   return os.path.join("workdirs", f"{stem}_{arg}" if arg else stem)
 
 

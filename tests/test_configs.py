@@ -148,3 +148,12 @@ def test_monitor_stops_after_the_configured_number_of_skips():
   guard.check(2, skipped)  # one skip: a warning, the run goes on
   with pytest.raises(FloatingPointError, match=r"step 3: 2 consecutive .*non-finite: g/temporal"):
     guard.check(3, dict(skipped, skipped_steps=2, consecutive_skipped_steps=2))
+
+
+def test_default_workdir_names_the_config_and_its_method_folder():
+  from internet_jax import main  # pylint: disable=g-import-not-at-top
+  assert main.default_workdir("configs/synthetic.py") == "workdirs/synthetic"
+  assert main.default_workdir("configs/ablations.py:ss4x_a") == "workdirs/ablations_ss4x_a"
+  assert main.default_workdir("configs/bdmm/synthetic.py:tiny") == "workdirs/bdmm_synthetic_tiny"
+  assert main.default_workdir("./configs/bdmm/synthetic.py") == "workdirs/bdmm_synthetic"
+  assert main.default_workdir("synthetic.py") == "workdirs/synthetic"
