@@ -1,4 +1,4 @@
-"""The fast path (issue 5): a bfloat16 train step with float32 parameters, rematerialisation that
+"""The fast path: a bfloat16 train step with float32 parameters, rematerialisation that
 changes nothing but memory, no host transfers inside the step, and a donated state.
 
 All on the tiny synthetic config; the train step compiles once for the module (the bfloat16 one).

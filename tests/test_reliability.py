@@ -1,4 +1,4 @@
-"""Reliability (issue 6): preemption and kill -9 resume bit-exactly, damaged checkpoints are set
+"""Reliability: preemption and kill -9 resume bit-exactly, damaged checkpoints are set
 aside, non-finite steps are skipped, nothing is unpickled, and a catalogue of bad inputs to every
 entry point ends in one line, a non-zero exit and no partial output.
 
