@@ -29,13 +29,17 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import cv2
-import numpy as np
+from etils import epy
 from ml_collections import config_flags
 
-from input_pipeline import datasets, pipeline
 from internet_jax import errors
-from internet_jax.visualize import flow_to_rgb, save_png, tile_images
+
+with epy.lazy_imports():  # imported on first use: `--help` returns at once
+  import cv2
+  import numpy as np
+
+  from input_pipeline import datasets, pipeline
+  from internet_jax import visualize
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
 _NUM_BATCHES = flags.DEFINE_integer("num_batches", 20, "Timed batches per run (after warm-up).")
@@ -63,8 +67,8 @@ def contact_sheet(batch: dict[str, np.ndarray], max_rows: int = 8) -> np.ndarray
     flow_px = batch["flow"][i] * np.array([(width - 1) / 2.0, (height - 1) / 2.0], np.float32)
     confidence = np.repeat(np.rint(255.0 * batch["flow_confidence"][i]).astype(np.uint8), 3, -1)
     rows.append([batch["source"][i], batch["driving"][i], batch["previous"][i],
-                 np.asarray(flow_to_rgb(flow_px), np.uint8), confidence])
-  return np.asarray(tile_images(rows, pad=2), np.uint8)
+                 np.asarray(visualize.flow_to_rgb(flow_px), np.uint8), confidence])
+  return np.asarray(visualize.tile_images(rows, pad=2), np.uint8)
 
 
 # --- Timing ------------------------------------------------------------------------------------
@@ -192,7 +196,7 @@ def _run():
   try:
     # The default ./workdirs/pipeline_benchmark/ does not exist in a fresh clone.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    save_png(output, contact_sheet(batch, _MAX_ROWS.value))
+    visualize.save_png(output, contact_sheet(batch, _MAX_ROWS.value))
   except OSError as error:
     raise ValueError(f"--output={output}: cannot write the contact sheet ({error})") from error
   report["contact_sheet"] = output
@@ -202,4 +206,4 @@ def _run():
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=errors.flags_parser("config"))
+  app.run(main, flags_parser=errors.flags_parser("config"))  # resolves packaged config names

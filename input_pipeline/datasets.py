@@ -55,6 +55,9 @@ from input_pipeline.dance_fashion import find_split_videos
 from input_pipeline.dance_fashion import frames_config
 from input_pipeline.video_io import DataError
 
+# TFDS's own bars (generating, shuffling) repeat what the INFO lines below say.
+tfds.display_progress_bar(False)
+
 NAMES = ("dancefashion", "folder", "synthetic")
 # OpenCV >= 4.10 decodes straight to RGB (about 15% faster than BGR + cvtColor at 512x512).
 _IMREAD_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)

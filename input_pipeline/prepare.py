@@ -80,6 +80,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from input_pipeline.video_io import DataError  # pylint: disable=g-import-not-at-top
+  from internet_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.start(verbose=False)
   data = _data_config()
   num_workers = _NUM_WORKERS.value
   if num_workers is None:
@@ -93,5 +95,11 @@ def main(argv):
     print(f"  rendered videos: {datasets.synthetic_dir(data)}")
 
 
+def run() -> None:
+  """The `internet-jax-prepare` console script."""
+  from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  app.run(main, flags_parser=errors.flags_parser("config"))
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

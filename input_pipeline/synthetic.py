@@ -1190,7 +1190,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     if cross_identity:
       (temporary / CROSS_SPLIT).mkdir()
     with tqdm(total=num_videos + num_test_videos, desc="synthetic videos", unit="video",
-              file=sys.stderr) as progress:
+              file=sys.stderr, disable=None) as progress:  # None: no bar in non-TTY logs
       for split, count in counts.items():
         split_dir = temporary / split
         split_dir.mkdir()
@@ -1237,8 +1237,6 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
 # Command line. Flags are defined only when this module runs as a script: importing it (from the
 # training entry point, which has flags of its own) must not register any.
 
-_FLAGS = None
-
 
 def _define_flags():
   from absl import flags
@@ -1258,8 +1256,9 @@ def _define_flags():
 
 
 def main(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
   errors.reject_extra_arguments(argv)
-  f = _FLAGS
+  f = flags.FLAGS
   with errors.user_errors(verbose=f.verbose):
     try:
       write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
@@ -1275,7 +1274,12 @@ def main(argv):
   print(f"wrote {f.output_dir}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-  from absl import app
-  _FLAGS = _define_flags()
+def run() -> None:
+  """The `internet-jax-synthetic` console script."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

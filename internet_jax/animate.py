@@ -36,14 +36,19 @@ import time
 from typing import Iterable, Iterator
 
 from absl import app, flags, logging
-import av
-import imageio.v3 as iio
-import jax
-import numpy as np
-import tqdm
+from etils import epy
 
-from input_pipeline import annotations, video_io
-from internet_jax import checkpointing, errors, inference
+from internet_jax import cli, errors
+
+with epy.lazy_imports():  # imported on first use: `--help` returns at once
+  import av
+  import jax
+  import numpy as np
+  from PIL import Image, ImageOps
+  import tqdm
+
+  from input_pipeline import annotations, video_io
+  from internet_jax import checkpointing, inference
 
 DEFAULT_FPS = 30.0
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")  # what video_io.write_video can write
@@ -107,6 +112,10 @@ def animate(renderer: inference.Renderer, source: np.ndarray,
 # Files
 
 
+# Pillow modes whose arrays `video_io.to_rgb_uint8` reads as they are (bool, uint8, uint16).
+_ARRAY_MODES = ("1", "L", "LA", "RGB", "RGBA", "I;16")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
   """An image file (anything Pillow reads; EXIF orientation applied) or the first frame of a
   video, as uint8 RGB (H, W, 3) at its own size. VideoReadError names the path."""
@@ -118,7 +127,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
   if not path.is_file():
     raise video_io.VideoReadError(f"{path}: not an image file")
   try:
-    image = iio.imread(path, plugin="pillow", index=0, rotate=True)
+    with Image.open(path) as opened:
+      image = ImageOps.exif_transpose(opened)
+      if image.mode not in _ARRAY_MODES:  # palette, CMYK, YCbCr, ...: decoded to colours
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+      image = np.asarray(image)
   except Exception:
     # Decoders raise many types for bad bytes; any of them means the same to the user.
     raise video_io.VideoReadError(f"{path}: not a readable image") from None
@@ -255,7 +268,7 @@ def animate_file(renderer: inference.Renderer, source: str | os.PathLike,
   keys = tuple(renderer.panel_keys) if visualize_panels else ()
   written = 0
   with tqdm.tqdm(total=_frame_count(driving), unit="frame", desc=driving.name,
-                 disable=not progress, leave=False) as bar:
+                 disable=None if progress else True, leave=False) as bar:  # None: TTY only
 
     def frames():
       nonlocal written
@@ -325,7 +338,7 @@ def animate_pairs(renderer: inference.Renderer, csv_path: str | os.PathLike,
   pairs = read_pairs(csv_path)
   output_dir = check_output_dir(output_dir)
   written = []
-  with tqdm.tqdm(pairs, unit="pair", disable=not progress) as bar:
+  with tqdm.tqdm(pairs, unit="pair", disable=None if progress else True) as bar:
     for line, source, driving in bar:
       output = output_dir / pair_output_name(source, driving)
       start = time.perf_counter()
@@ -382,8 +395,8 @@ def main(argv) -> None:
   flags_ = flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  # absl logs INFO to stderr under app.run; keep the terminal to the progress bar and errors.
-  logging.set_verbosity(logging.INFO if flags_.verbose else logging.WARNING)
+  # Keep the terminal to the progress bar, warnings and errors (INFO with --verbose).
+  cli.start(flags_.verbose, level=logging.WARNING)
   with errors.user_errors(verbose=flags_.verbose):
     _check_flags(flags_)
     # Only the switches that are set: a method without them takes none.
@@ -412,6 +425,11 @@ def main(argv) -> None:
             f"({count / seconds:.1f} frames/s)")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `internet-jax-animate` console script."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -126,6 +126,20 @@ def _flag_error_message(error: flags.Error) -> str:
   return one_line(error)
 
 
+def _resolve_config_names(argv: list[str], config_names: tuple[str, ...]) -> list[str]:
+  """`--config=synthetic:tiny` -> `--config=<packaged configs>/synthetic.py:tiny` (also the
+  two-argument form `--config synthetic`), for each config flag; see `configs.resolve`."""
+  import configs  # pylint: disable=g-import-not-at-top
+  argv = list(argv)
+  for i, argument in enumerate(argv):
+    for name in config_names:
+      if argument.startswith(f"--{name}="):
+        argv[i] = f"--{name}=" + configs.resolve(argument[len(name) + 3:])
+      elif argument == f"--{name}" and i + 1 < len(argv):
+        argv[i + 1] = configs.resolve(argv[i + 1])
+  return argv
+
+
 def flags_parser(*config_names: str) -> Callable[[list[str]], list[str]]:
   """An `app.run(..., flags_parser=)` that reports bad flags and config overrides in one line.
 
@@ -136,6 +150,7 @@ def flags_parser(*config_names: str) -> Callable[[list[str]], list[str]]:
 
   def parse(argv: list[str]) -> list[str]:
     verbose = _is_verbose(argv)
+    argv = _resolve_config_names(argv, config_names)
     try:
       remaining = flags.FLAGS(argv)
       for name in config_names:

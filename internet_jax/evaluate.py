@@ -75,14 +75,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from tqdm import tqdm
+from etils import epy
 
-from input_pipeline import flow as flow_lib
 from internet_jax.metrics import MetricUnavailable
-from internet_jax.metrics import image as image_metrics
-from internet_jax.metrics import synthetic_gt
-from internet_jax.metrics import temporal as temporal_metrics
+
+with epy.lazy_imports():  # imported on first use: `--help` returns at once
+  import numpy as np
+  import tqdm
+
+  from input_pipeline import flow as flow_lib
+  from internet_jax.metrics import image as image_metrics
+  from internet_jax.metrics import synthetic_gt
+  from internet_jax.metrics import temporal as temporal_metrics
 
 NOT_COMPUTED = "not computed"
 # (module under internet_jax.metrics, flag naming its weights)
@@ -681,7 +685,7 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
     raise ValueError(f"{generated_dir}: video names do not match {reference_dir}: {mismatch}")
   names = sorted(reference)[:max_videos] if max_videos else sorted(reference)
   scorer = Scorer(options)
-  for name in tqdm(names, desc="evaluate", unit="video", file=sys.stderr):
+  for name in tqdm.tqdm(names, desc="evaluate", unit="video", file=sys.stderr, disable=None):
     fake = video_io.read_video(generated[name], resolution)
     real = video_io.read_video(reference[name], resolution)
     if len(fake) != len(real):
@@ -771,7 +775,8 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   count = min(len(source), max_videos) if max_videos else len(source)
   scorer, cross_scorer = Scorer(options), Scorer(options)
   without_partner = []
-  for video in tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr):
+  for video in tqdm.tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr,
+                    disable=None):
     name = source.video_name(video)
     frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
     # Self-imitation: frame 0 animated by every frame.
@@ -845,12 +850,12 @@ def _define_flags():
 
 def main(argv):
   from absl import logging  # pylint: disable=g-import-not-at-top
-  from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  from internet_jax import cli, errors  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
   errors.reject_extra_arguments(argv)
   f = flags.FLAGS
   # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
-  logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)
+  cli.start(f.verbose, level=logging.WARNING)
   with errors.user_errors(verbose=f.verbose):
     options = Options(lpips_weights=f.lpips_weights, inception_weights=f.inception_weights,
                       i3d_weights=f.i3d_weights, slomo_weights=f.slomo_weights,
@@ -883,7 +888,12 @@ def main(argv):
   print(f"wrote {os.path.join(target, 'metrics.json')} and metrics.md", file=sys.stderr)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `internet-jax-evaluate` console script."""
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,4 +1,5 @@
-"""Training entry point: `python -m internet_jax.main --config=configs/synthetic.py [--workdir=DIR]`.
+"""Training entry point: `python -m internet_jax.main --config=synthetic [--workdir=DIR]`, or
+the `internet-jax-train` console script.
 
 Intentionally thin: flags, multi-host start-up and logging; the work is in `train.py`, which tests
 and notebooks import directly. `--workdir` defaults to ./workdirs/<config file stem>
@@ -11,20 +12,27 @@ saved a checkpoint at the current step (running the same command again resumes f
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
-import jax
 from ml_collections import config_flags
 
+import configs
 from internet_jax import errors
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
+config_flags.DEFINE_config_file(
+    "config", None,
+    f"The training config: a packaged config's name ({', '.join(configs.available())}) or a "
+    "config file's path, with an optional :variant (synthetic:tiny, ablations:ss4x_a); any "
+    "field is overridden by --config.FIELD=VALUE (--config.batch_size=8).", lock_config=True)
+flags.DEFINE_bool("print_config", False, "Print the resolved config (overrides applied) and exit.")
 flags.DEFINE_string("workdir", None, "Checkpoints, logs and samples (default ./workdirs/<config stem>).")
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
 flags.DEFINE_integer("num_processes", None, "Multi-host: total number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
-flags.DEFINE_bool("verbose", False, "Show full tracebacks for configuration and data errors.")
+flags.DEFINE_bool("verbose", False, "Show third-party INFO logs and full tracebacks for "
+                  "configuration and data errors.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -42,6 +50,7 @@ def default_workdir(config_argument: str) -> str:
 
 def initialize_distributed() -> None:
   """Explicit flags, else auto-detection on TPU pods / SLURM / Kubernetes, else one process."""
+  import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     return
@@ -53,6 +62,12 @@ def initialize_distributed() -> None:
 
 def main(argv):
   errors.reject_extra_arguments(argv)
+  if FLAGS.print_config:
+    sys.stdout.write(str(FLAGS.config))
+    return
+  import jax  # pylint: disable=g-import-not-at-top  (lazily: --help returns at once)
+  from internet_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.start(FLAGS.verbose)
   jax.config.config_with_absl()
   initialize_distributed()
   from internet_jax import train  # after distributed start-up: importing TF/grain touches devices
@@ -67,6 +82,11 @@ def main(argv):
     train.train_and_evaluate(FLAGS.config, workdir)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `internet-jax-train` console script."""
   # Config files and `--config.FIELD=V` overrides are checked while parsing: one line each.
   app.run(main, flags_parser=errors.flags_parser("config"))
+
+
+if __name__ == "__main__":
+  run()

@@ -91,6 +91,10 @@ class Method:
   create_constants: Callable[[Config], Any] = _no_constants
   """Frozen arrays the loss reads (INTERnet: VGG-19 weights), passed replicated into the step."""
 
+  progress_metrics: tuple[str, ...] = ()
+  """Names from the metrics the console progress line shows (3-4 key losses); all metrics go
+  to TensorBoard whatever this says."""
+
   chunks: "Chunks | None" = None
   """Optional: train by truncated backpropagation through time (`Chunks`); `loss_fn` is then
   unused by the trainer and may be None."""

@@ -161,7 +161,8 @@ def _event_accumulator(workdir: str | os.PathLike):
   # 0 keeps every event (the default keeps a sample of 10 tensors per tag).
   accumulator = event_accumulator.EventAccumulator(
       os.fspath(workdir), size_guidance={event_accumulator.TENSORS: 0,
-                                         event_accumulator.SCALARS: 0})
+                                         event_accumulator.SCALARS: 0,
+                                         event_accumulator.IMAGES: 0})
   accumulator.Reload()
   return accumulator
 
@@ -176,7 +177,7 @@ def _latest_per_step(events) -> list:
 
 def read_scalars(workdir: str | os.PathLike, prefix: str = "") -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """{tag: (steps int64, values float64)} of every scalar whose tag starts with `prefix`, from all
-  event files of `workdir` (clu writes one per `train_and_evaluate` call), one value per step."""
+  event files of `workdir` (one per `train_and_evaluate` call), one value per step."""
   from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
   accumulator = _event_accumulator(workdir)
   tags = accumulator.Tags()
@@ -190,7 +191,7 @@ def read_scalars(workdir: str | os.PathLike, prefix: str = "") -> dict[str, tupl
       continue  # images and other non-scalar summaries
     scalars[tag] = (np.array([e.step for e in events], np.int64),
                     np.array([float(v.reshape(())) for v in values], np.float64))
-  for tag in tags.get("scalars", []):  # summaries written by TF1-style writers
+  for tag in tags.get("scalars", []):  # simple values, as tensorboardX writes them
     if tag.startswith(prefix) and tag not in scalars:
       events = _latest_per_step(accumulator.Scalars(tag))
       scalars[tag] = (np.array([e.step for e in events], np.int64),
@@ -202,16 +203,21 @@ def read_images(workdir: str | os.PathLike, tag: str) -> list[tuple[int, np.ndar
   """[(step, uint8 RGB image)] of the image summary `tag` (e.g. "train/summary"), oldest first;
   the first image of each step."""
   accumulator = _event_accumulator(workdir)
-  if tag not in accumulator.Tags().get("tensors", []):
+  tags = accumulator.Tags()
+  if tag in tags.get("images", []):  # Summary.Image, as tensorboardX writes them
+    encoded = [(event.step, event.encoded_image_string)
+               for event in _latest_per_step(accumulator.Images(tag))]
+  elif tag in tags.get("tensors", []):  # TF2 image tensors: [width, height, png, png, ...]
+    encoded = [(event.step, event.tensor_proto.string_val[2])
+               for event in _latest_per_step(accumulator.Tensors(tag))
+               if len(event.tensor_proto.string_val) >= 3]
+  else:
     raise KeyError(f"{workdir}: no summary {tag!r} in the event files")
   images = []
-  for event in _latest_per_step(accumulator.Tensors(tag)):
-    encoded = event.tensor_proto.string_val  # [width, height, png, png, ...]
-    if len(encoded) < 3:
-      continue
-    image = cv2.imdecode(np.frombuffer(encoded[2], np.uint8), cv2.IMREAD_COLOR)
+  for step, png in encoded:
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if image is not None:
-      images.append((event.step, image[..., ::-1].copy()))
+      images.append((step, image[..., ::-1].copy()))
   return images
 
 

@@ -24,7 +24,7 @@ import optax
 
 from input_pipeline import datasets, pipeline
 from input_pipeline import flow as flow_lib
-from internet_jax import (checkpointing, config_checks, errors, monitor, reconstruction,
+from internet_jax import (checkpointing, config_checks, errors, logs, monitor, reconstruction,
                           sharding)
 from internet_jax import method as method_lib
 
@@ -304,24 +304,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     else:
       logging.info("Resumed from %s at step %d", checkpointing.checkpoint_dir(workdir),
                    initial_step)
-    state = _train(config, workdir, state, initial_step, num_train_steps,
-                   manager=manager, mesh=mesh, train_iter=train_iter, test_source=test_source,
-                   training=training, is_chief=is_chief)
+    with logs.EventWriter(workdir, enabled=is_chief) as writer:
+      state = _train(config, workdir, state, initial_step, num_train_steps, writer=writer,
+                     manager=manager, mesh=mesh, train_iter=train_iter, test_source=test_source,
+                     training=training, is_chief=is_chief)
   finally:
     manager.wait_until_finished()  # an async save in flight completes (or the error is raised)
     manager.close()
   return state
 
 
-def _train(config, workdir, state, initial_step, num_train_steps, *, manager, mesh, train_iter,
-           test_source, training: Training, is_chief) -> TrainState:
+def _train(config, workdir, state, initial_step, num_train_steps, *, writer: logs.EventWriter,
+           manager, mesh, train_iter, test_source, training: Training, is_chief) -> TrainState:
   """The loop of `train_and_evaluate`, from `initial_step` to `num_train_steps`."""
-  # clu imports TensorFlow (2 s): only once the inputs are checked, so bad input fails fast.
-  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if initial_step == 0:
+    writer.write_hparams(config.to_dict())
   method, networks = training.method, training.networks
-  report = periodic_actions.ReportProgress(num_train_steps=num_train_steps, writer=writer,
-                                           every_steps=config.log_every_steps)
+  progress = logs.ProgressLine(num_train_steps, initial_step, method.progress_metrics)
 
   def evaluate(step):
     # Host copies: evaluation runs on each process's local device, never as a multi-host program;
@@ -349,26 +348,25 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, manager, me
   guard = monitor.NonFiniteMonitor(config.max_consecutive_nonfinite)
   pending = None  # (step, metrics) of the previous step, checked one step late
   last_saved = initial_step
-  with monitor.StopSignals() as stop, metric_writers.ensure_flushes(writer):
+  with monitor.StopSignals() as stop:
     for step in range(initial_step + 1, num_train_steps + 1):
-      with report.timed("data"):
-        host_batch = next(train_iter)
-        batch = sharding.put_batch(host_batch, mesh)
+      host_batch = next(train_iter)
+      batch = sharding.put_batch(host_batch, mesh)
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         state, metrics = training.step(state, batch, training.constants)
       if pending is not None:
         guard.check(*pending)
       pending = (step, metrics)
-      report(step)
       if step % config.log_every_steps == 0 or step == num_train_steps:
         guard.check(*pending)
         pending = None
         scalars = {name: float(value) for name, value in jax.device_get(metrics).items()}
         scalars.update(learning_rates(state))
         writer.write_scalars(step, {f"train/{name}": value for name, value in scalars.items()})
+        logging.info("%s", progress.line(step, scalars))
       if config.image_every_steps > 0 and (step % config.image_every_steps == 0 or step == num_train_steps):
         images = method.summary_images(networks, jax.device_get(state.params), host_batch)
-        writer.write_images(step, {f"train/{tag}": image[None] for tag, image in images.items()})
+        writer.write_images(step, {f"train/{tag}": image for tag, image in images.items()})
       if step % config.checkpoint_every_steps == 0 or step == num_train_steps:
         checkpointing.save(manager, step, state, train_iter, config)
         last_saved = step
@@ -397,5 +395,4 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, manager, me
                                             max_frames=config.sample_animation_frames,
                                             manual_dir=config.data.manual_dir)
       logging.info("Wrote %s", path)
-  writer.flush()
   return state

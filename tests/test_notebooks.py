@@ -165,3 +165,47 @@ def test_plots_and_inline_media():
   html = notebook.video_html(frames, fps=10)
   assert html.startswith("<video") and 'width="80"' in html  # 20 px shown 4x
   assert 'width="40"' in notebook.image_html(frames[0], scale=2)
+
+
+def _install_module():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("colab_install", COLAB / "install.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_install_script_picks_the_accelerator_extra(monkeypatch):
+  install = _install_module()
+  monkeypatch.setattr(install.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+  assert install.accelerator({}) == "gpu"
+  monkeypatch.setattr(install.shutil, "which", lambda name: None)
+  monkeypatch.setattr(install.glob, "glob", lambda pattern: [])
+  assert install.accelerator({}) == "cpu"
+  assert install.accelerator({"COLAB_TPU_ADDR": "10.0.0.2:8470"}) == "tpu"
+
+  checkout = "/content/internet_jax_repo"
+  assert install.pip_arguments("gpu", checkout, {}, None) == (
+      ["install", "-q", "-e", f"{checkout}[cuda12]"], "")
+  assert install.pip_arguments("cpu", checkout, {"jax": "0.4.30"}, None) == (
+      ["install", "-q", "-e", checkout], "")
+  # A TPU runtime's own jax, jaxlib and libtpu are pinned, so pip keeps them.
+  arguments, constraints = install.pip_arguments(
+      "tpu", checkout, {"jax": "0.11.0", "jaxlib": "0.11.0", "libtpu": "0.0.30"}, "/tmp/c.txt")
+  assert arguments == ["install", "-q", "-e", checkout, "-c", "/tmp/c.txt"]
+  assert constraints == "jax==0.11.0\njaxlib==0.11.0\nlibtpu==0.0.30\n"
+
+
+def test_install_script_resolves_in_a_fresh_venv(tmp_path):
+  """The notebooks' install branch, run for real in a new virtual environment (pip's dry run:
+  everything resolves, nothing is installed)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  venv = tmp_path / "venv"
+  subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+  python = venv / "bin" / "python"
+  result = subprocess.run([str(python), str(COLAB / "install.py"), "--dry-run"],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.startswith("cpu runtime: pip install --dry-run -e ")
+  assert "Would install" in result.stdout and "internet_jax" in result.stdout
+  assert "tensorflow-cpu" not in result.stdout.lower() and "tensorflow-2" not in result.stdout.lower()

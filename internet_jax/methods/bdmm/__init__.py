@@ -19,6 +19,7 @@ METHOD = method.Method(
     renderer=renderer.create_renderer,
     summary_images=summaries.summary_images,
     inference_groups=("g",),
+    progress_metrics=("g/loss", "d/loss", "g/l1"),
     create_constants=objective.vgg_constants,
     chunks=objective.CHUNKS,
 )

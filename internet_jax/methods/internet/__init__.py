@@ -18,5 +18,6 @@ METHOD = method.Method(
     renderer=renderer.create_renderer,
     summary_images=renderer.summary_images,
     inference_groups=("g",),
+    progress_metrics=("g/total", "d/total", "l1", "mean_confidence"),
     create_constants=objective.vgg_params,
 )

@@ -1,0 +1,71 @@
+"""What every command-line program does first: the console policy and the compilation cache.
+
+- The console shows this project's own INFO lines, and warnings and errors from anywhere; the
+  INFO records of Orbax, TFDS, grain and the like appear only with `--verbose`.
+- JAX's persistent compilation cache is on, so a second run of the same programs starts in
+  seconds: `$JAX_COMPILATION_CACHE_DIR` when set, else `$XDG_CACHE_HOME/internet_jax/jax`
+  (`~/.cache/internet_jax/jax`).
+"""
+
+from __future__ import annotations
+
+import logging as python_logging
+import os
+
+from absl import logging
+
+# Records logged from files under these folders are this project's own.
+_OWN_FOLDERS = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), folder) + os.sep
+    for folder in ("internet_jax", "input_pipeline", "configs"))
+
+
+# Third-party warnings that every run of ours triggers and that ask nothing of the user: TFDS
+# on every builder config of ours, and on the dataset folder it is about to write.
+_ROUTINE_WARNINGS = ("Using custom data configuration", "Variant folder ")
+
+
+class _OwnInfoOnly(python_logging.Filter):
+  """Passes this project's own records, and third-party warnings and errors but routine ones."""
+
+  def filter(self, record: python_logging.LogRecord) -> bool:
+    if os.path.abspath(record.pathname).startswith(_OWN_FOLDERS):
+      return True
+    return (record.levelno >= python_logging.WARNING
+            and not str(record.msg).startswith(_ROUTINE_WARNINGS))
+
+
+_FILTER = _OwnInfoOnly()
+
+
+def console_policy(verbose: bool, level: int = logging.INFO) -> None:
+  """absl at `level`; without `verbose`, third-party records below WARNING are dropped at
+  absl's handler. A second call replaces the first."""
+  logging.set_verbosity(logging.INFO if verbose else level)
+  handler = logging.get_absl_handler()
+  handler.removeFilter(_FILTER)
+  if not verbose:
+    handler.addFilter(_FILTER)
+
+
+def default_cache_dir() -> str:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "internet_jax", "jax")
+
+
+def enable_compilation_cache() -> None:
+  """JAX's persistent compilation cache, unless one is already configured (by the environment
+  or by the caller, as the tests do)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.config.jax_compilation_cache_dir:
+    return
+  jax.config.update("jax_compilation_cache_dir",
+                    os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir())
+  # Programs that compile in under a second are not worth a disk round trip.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def start(verbose: bool, level: int = logging.INFO) -> None:
+  """Called first in each program's main: the console policy and the compilation cache."""
+  console_policy(verbose, level)
+  enable_compilation_cache()
