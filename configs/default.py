@@ -123,6 +123,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_train_steps = -1  # -1: derived from num_epochs and the epoch length
   config.log_every_steps = 50
   config.image_every_steps = 1000
+  # > 0: a profiler trace of this many steps (after the first 3) into the workdir, for
+  # TensorBoard's Profile tab (pip install tensorboard-plugin-profile to view it).
+  config.profile_steps = 0
   config.checkpoint_every_steps = 2000
   config.keep_checkpoints = 3
   # Non-finite guard: a step with a NaN/inf loss or gradient is skipped (no update, counted in

@@ -459,8 +459,16 @@ def prepare(data_config, num_workers: int = 0, create: bool = True) -> tfds.core
   find_split_videos(manual_dir, builder.MANUAL_DOWNLOAD_INSTRUCTIONS)  # fail early, one line
   logging.info("preparing %s/%s from %s into %s (first use)", builder.name,
                builder.builder_config.name, manual_dir, builder.data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=os.fspath(manual_dir), try_download_gcs=False))
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=os.fspath(manual_dir), try_download_gcs=False))
+  except ModuleNotFoundError as error:
+    if not (error.name or "").startswith("tensorflow"):
+      raise
+    # TFDS sorts a split of 1 GB or more in on-disk buckets written through tf.io.gfile.
+    raise DataError(f"{manual_dir}: preparing a split of 1 GB or more needs TensorFlow, which the "
+                    "default install leaves out: pip install \"internet_jax[tf]\" (or "
+                    "tensorflow-cpu), then run again") from None
   return builder
 
 

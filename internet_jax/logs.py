@@ -4,6 +4,7 @@
   TensorFlow (clu's writers import it). Scalars, images and the run's hyperparameters (the
   TensorBoard HParams tab).
 - `ProgressLine` is one console line per log interval: step, steps/s, ETA and a few key metrics.
+- `StepProfiler` records a profiler trace of a few steps (TensorBoard's Profile tab).
 """
 
 from __future__ import annotations
@@ -111,3 +112,37 @@ class ProgressLine:
       parts.append(f"ETA {_duration((self._total - step) / rate)}")
     parts += [f"{name} {_number(metrics[name])}" for name in self._names if name in metrics]
     return " | ".join(parts)
+
+
+class StepProfiler:
+  """A profiler trace of steps `first_step + WARMUP_STEPS + 1` ... `+ num_steps` into `logdir`
+  (past compilation and the first executions); `num_steps=0` records nothing."""
+
+  WARMUP_STEPS = 2
+
+  def __init__(self, logdir: str, first_step: int, num_steps: int):
+    self._logdir = logdir
+    self._start = first_step + self.WARMUP_STEPS + 1
+    self._stop = self._start + num_steps - 1 if num_steps > 0 else None
+    self._tracing = False
+
+  def before_step(self, step: int) -> None:
+    if self._stop is not None and step == self._start:
+      import jax  # pylint: disable=g-import-not-at-top
+      jax.profiler.start_trace(self._logdir)
+      self._tracing = True
+
+  def after_step(self, step: int, outputs: Any) -> None:
+    """`outputs` of the step are waited for, so the trace holds the whole step."""
+    if self._tracing and step == self._stop:
+      self.stop(outputs)
+
+  def close(self) -> None:
+    self.stop()
+
+  def stop(self, outputs: Any = None) -> None:
+    if self._tracing:
+      import jax  # pylint: disable=g-import-not-at-top
+      jax.block_until_ready(outputs)
+      jax.profiler.stop_trace()
+      self._tracing = False

@@ -10,6 +10,7 @@ per chunk of each batch, inside the same jitted step. Nothing here names a metho
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -68,7 +69,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
                "max_consecutive_nonfinite", "eval_frames_per_video", "eval_batch_size"):
     config_checks.require_int(config, name, 1)
-  for name in ("image_every_steps", "num_eval_videos", "eval_every_steps"):
+  for name in ("image_every_steps", "num_eval_videos", "eval_every_steps", "profile_steps"):
     config_checks.require_int(config, name, 0)
 
 
@@ -348,12 +349,15 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, writer: log
   guard = monitor.NonFiniteMonitor(config.max_consecutive_nonfinite)
   pending = None  # (step, metrics) of the previous step, checked one step late
   last_saved = initial_step
-  with monitor.StopSignals() as stop:
+  profiler = logs.StepProfiler(workdir, initial_step, config.profile_steps if is_chief else 0)
+  with monitor.StopSignals() as stop, contextlib.closing(profiler):
     for step in range(initial_step + 1, num_train_steps + 1):
       host_batch = next(train_iter)
       batch = sharding.put_batch(host_batch, mesh)
+      profiler.before_step(step)
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         state, metrics = training.step(state, batch, training.constants)
+      profiler.after_step(step, metrics)
       if pending is not None:
         guard.check(*pending)
       pending = (step, metrics)

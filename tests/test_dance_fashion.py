@@ -235,17 +235,6 @@ def test_all_videos_too_short_is_an_error(tmp_path):
     datasets.prepare(_data_config(tmp_path / "manual", tmp_path / "tfds"))
 
 
-def test_large_split_spills_to_buckets_and_keeps_order(tmp_path, monkeypatch):
-  # Past 1 GB TFDS sorts records in 1000 buckets by key; integer keys keep videos in order there.
-  from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1)
-  for index in range(4):
-    _write_pngs(tmp_path / "manual" / "train" / f"v{index}", _smooth_frames(5 + index, 8, 8, index))
-  source = datasets.get_video_source(_data_config(tmp_path / "manual", tmp_path / "tfds"), "train")
-  assert [source.num_frames(v) for v in range(4)] == [5, 6, 7, 8]
-  assert source.read_frame(3, 7).shape == (RESOLUTION, RESOLUTION, 3)
-
-
 def _synthetic_config(manual_dir, data_dir, resolution=16, **synthetic_settings):
   config = _data_config(manual_dir, data_dir, name="synthetic")
   config.resolution = resolution
@@ -372,3 +361,24 @@ def test_prepare_cli_summary_and_one_line_error(prepared, tmp_path):
   assert failed.returncode == 1
   last = failed.stderr.strip().splitlines()[-1]
   assert last.startswith(f"prepare: {tmp_path / 'none'}: manual_dir does not exist"), last
+
+
+def test_large_split_sorts_in_buckets_or_names_the_tf_extra(tmp_path, monkeypatch):
+  """Past TFDS's in-memory limit (1 GB; lowered here to 1 byte) a split is sorted in 1000 on-disk
+  buckets by key, written through tf.io.gfile. With TensorFlow installed (the `tf` extra) the
+  integer keys keep the videos in order there; without it (the default install) preparing stops
+  with one DataError naming the extra, and leaves no records behind."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1)
+  for index in range(4):
+    _write_pngs(tmp_path / "manual" / "train" / f"v{index}", _smooth_frames(5 + index, 8, 8, index))
+  config = _data_config(tmp_path / "manual", tmp_path / "tfds")
+  if importlib.util.find_spec("tensorflow") is not None:
+    source = datasets.get_video_source(config, "train")
+    assert [source.num_frames(v) for v in range(4)] == [5, 6, 7, 8]
+    assert source.read_frame(3, 7).shape == (RESOLUTION, RESOLUTION, 3)
+  else:
+    with pytest.raises(video_io.DataError, match=r"needs TensorFlow.*internet_jax\[tf\]"):
+      datasets.get_video_source(config, "train")
+    assert not list((tmp_path / "tfds").rglob("*.array_record*"))

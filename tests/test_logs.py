@@ -51,3 +51,28 @@ def test_progress_line_rate_eta_and_metrics(monkeypatch):
   # The rate is over the steps since the previous line: 900 steps in 20 s, and no ETA at the end.
   assert progress.line(1000, {"g/total": 1.5e-5}) == (
       "step 1000/1000 (100%) | 45 steps/s | g/total 1.50e-05")
+
+
+def test_step_profiler_traces_the_chosen_steps(tmp_path):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  step_fn = jax.jit(lambda x: jnp.sin(x) * 2)
+  x = jnp.ones((8,))
+  profiler = logs.StepProfiler(str(tmp_path), first_step=10, num_steps=2)
+  traced = []
+  for step in range(11, 17):
+    profiler.before_step(step)
+    traced.append(profiler._tracing)
+    x = step_fn(x)
+    profiler.after_step(step, x)
+  profiler.close()
+  # Steps 11, 12 are warm-up; 13 and 14 are traced.
+  assert traced == [False, False, True, True, False, False]
+  assert list(tmp_path.rglob("*.xplane.pb")), "no trace written"
+
+  off = logs.StepProfiler(str(tmp_path / "off"), first_step=0, num_steps=0)
+  for step in range(1, 6):
+    off.before_step(step)
+    off.after_step(step, x)
+  off.close()
+  assert not (tmp_path / "off").exists()

@@ -163,6 +163,15 @@ def test_kill_9_twice_and_sigterm_then_resume_is_bitwise_identical(tiny_config, 
 
 
 def test_stop_signals_set_a_flag_and_restore_the_handlers():
+  # Python's own SIGINT handler as the previous one (a pytest-xdist worker ignores SIGINT).
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    _check_stop_signals()
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
+def _check_stop_signals():
   before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
   with monitor.StopSignals() as stop:
     assert not stop.requested(1)
