@@ -1257,8 +1257,10 @@ def _define_flags():
 
 def main(argv):
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from internet_jax import cli  # pylint: disable=g-import-not-at-top
   errors.reject_extra_arguments(argv)
   f = flags.FLAGS
+  cli.console_policy(f.verbose)
   with errors.user_errors(verbose=f.verbose):
     try:
       write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
