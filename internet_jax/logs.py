@@ -102,10 +102,11 @@ class ProgressLine:
     self._total = num_train_steps
     self._names = tuple(metric_names)
     self._last_step, self._last_time = initial_step, time.perf_counter()
+    self.rate = float("nan")  # steps/s of the latest line (TensorBoard's train/steps_per_sec)
 
   def line(self, step: int, metrics: Mapping[str, float]) -> str:
     now = time.perf_counter()
-    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    rate = self.rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
     parts = [f"step {step}/{self._total} ({100 * step / self._total:.0f}%)", f"{rate:.3g} steps/s"]
     if step < self._total:

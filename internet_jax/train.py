@@ -366,8 +366,10 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, writer: log
         pending = None
         scalars = {name: float(value) for name, value in jax.device_get(metrics).items()}
         scalars.update(learning_rates(state))
+        line = progress.line(step, scalars)
+        scalars["steps_per_sec"] = progress.rate
         writer.write_scalars(step, {f"train/{name}": value for name, value in scalars.items()})
-        logging.info("%s", progress.line(step, scalars))
+        logging.info("%s", line)
       if config.image_every_steps > 0 and (step % config.image_every_steps == 0 or step == num_train_steps):
         images = method.summary_images(networks, jax.device_get(state.params), host_batch)
         writer.write_images(step, {f"train/{tag}": image for tag, image in images.items()})

@@ -48,9 +48,11 @@ def test_progress_line_rate_eta_and_metrics(monkeypatch):
   # 100 steps in 10 s: 10 steps/s, 900 steps left -> 90 s.
   assert progress.line(100, {"g/total": 0.41234, "d/total": 1.0}) == (
       "step 100/1000 (10%) | 10 steps/s | ETA 0:01:30 | g/total 0.4123")
+  assert progress.rate == pytest.approx(10.0)
   # The rate is over the steps since the previous line: 900 steps in 20 s, and no ETA at the end.
   assert progress.line(1000, {"g/total": 1.5e-5}) == (
       "step 1000/1000 (100%) | 45 steps/s | g/total 1.50e-05")
+  assert progress.rate == pytest.approx(45.0)
 
 
 def test_step_profiler_traces_the_chosen_steps(tmp_path):

@@ -136,6 +136,8 @@ def test_toy_method_trains_resumes_and_renders_through_the_shared_code(toy_confi
   assert list(steps) == list(range(1, 31))
   assert np.mean(l1[-5:]) < 0.6 * l1[0], l1  # the loss fell
   assert scalars["train/learning_rate/g"][1][-1] == pytest.approx(toy_config.optimizer.g_lr)
+  assert list(scalars["train/steps_per_sec"][0]) == list(steps)  # the progress line's rate
+  assert np.all(scalars["train/steps_per_sec"][1] > 0)
   assert {"eval/l1", "eval/l1_copy_source", "eval/cross/l1"} <= set(scalars)
   assert "eval/mean_confidence" not in scalars and "eval/motion_epe" not in scalars
   assert [step for step, _ in notebook.read_images(str(workdir), "train/toy")] == [30]

@@ -13,7 +13,6 @@ import tomllib
 from absl import logging
 import numpy as np
 from PIL import Image
-import pytest
 
 import configs
 from internet_jax import animate, cli
