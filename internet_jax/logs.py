@@ -88,7 +88,8 @@ def _duration(seconds: float) -> str:
   return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+  """4 significant digits, or scientific notation outside [1e-3, 1e4)."""
   if value == 0 or 1e-3 <= abs(value) < 1e4:
     return f"{value:.4g}"
   return f"{value:.2e}"
@@ -111,7 +112,7 @@ class ProgressLine:
     parts = [f"step {step}/{self._total} ({100 * step / self._total:.0f}%)", f"{rate:.3g} steps/s"]
     if step < self._total:
       parts.append(f"ETA {_duration((self._total - step) / rate)}")
-    parts += [f"{name} {_number(metrics[name])}" for name in self._names if name in metrics]
+    parts += [f"{name} {format_number(metrics[name])}" for name in self._names if name in metrics]
     return " | ".join(parts)
 
 

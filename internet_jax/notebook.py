@@ -31,7 +31,7 @@ import cv2
 import ml_collections
 import numpy as np
 
-from internet_jax import visualize
+from internet_jax import logs, visualize
 
 # Display size rule: small frames are enlarged by an integer factor (nearest neighbour, so pixels
 # stay visible) until about this many pixels wide, by at most MAX_ZOOM.
@@ -221,12 +221,6 @@ def read_images(workdir: str | os.PathLike, tag: str) -> list[tuple[int, np.ndar
   return images
 
 
-def _format(value: float) -> str:
-  if value == 0 or 1e-3 <= abs(value) < 1e4:
-    return f"{value:.4g}"
-  return f"{value:.2e}"
-
-
 def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[int, int] = (320, 200)
                ) -> np.ndarray:
   """A line plot of values over steps as a uint8 RGB image (width, height = `size`): the title
@@ -237,7 +231,7 @@ def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[in
   steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
   finite = np.isfinite(values)
   font, small = cv2.FONT_HERSHEY_SIMPLEX, 0.35
-  label = title if not len(values) else f"{title}: {_format(values[-1])}"
+  label = title if not len(values) else f"{title}: {logs.format_number(values[-1])}"
   if (~finite).any():
     label += f" ({int((~finite).sum())} non-finite)"
   cv2.putText(image, label, (6, 14), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -262,7 +256,7 @@ def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[in
   for x, y in points if len(points) <= 40 else points[-1:]:
     cv2.circle(image, (int(x), int(y)), 2, (31, 119, 180), -1, cv2.LINE_AA)
   for value, y in ((high, top + 8), (low, bottom)):
-    cv2.putText(image, _format(value), (2, y), font, small, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.putText(image, logs.format_number(value), (2, y), font, small, (60, 60, 60), 1, cv2.LINE_AA)
   cv2.putText(image, f"step {int(first)}", (left, height - 6), font, small, (60, 60, 60), 1,
               cv2.LINE_AA)
   text = f"{int(last)}"
