@@ -77,7 +77,7 @@ from typing import Any
 
 from etils import epy
 
-from internet_jax.metrics import MetricUnavailable
+from internet_jax.metrics import BODY_REGIONS, MetricUnavailable
 
 with epy.lazy_imports():  # imported on first use: `--help` returns at once
   import numpy as np
@@ -117,7 +117,8 @@ BASELINE_ROWS = (
      "temporal_error_gt_copy_source", None),
     ("EPE (px) ↓", "source-visible pixels, background included", "epe", None, "epe_zero_motion"),
     ("EPE (px) ↓", "source-visible figure pixels", "epe_figure", None, "epe_figure_zero_motion"),
-)
+) + tuple(("EPE (px) ↓", f"source-visible {region} pixels", f"epe_{region}", None,
+           f"epe_{region}_zero_motion") for region, _ in BODY_REGIONS)
 # Per-frame scores `frame_scores` gives (the figure ones with a figure mask) and the PSNR pairs
 # whose copy-source mean leaves out the frames the copy reproduces exactly (+inf): (model key,
 # copy-source key, the model's mean over the copy-source's frames).
@@ -125,12 +126,14 @@ FRAME_SCORE_KEYS = ("l1", "psnr", "ssim")
 FIGURE_SCORE_KEYS = ("l1_figure", "psnr_figure", "ssim_figure")
 COPY_FRAME_PAIRS = (("psnr", "psnr_copy_source", "psnr_copy_frames"),
                     ("psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames"))
-MOTION_KEYS = ("epe", "epe_zero_motion", "epe_figure", "epe_figure_zero_motion")
+REGION_MOTION_KEYS = tuple(key for region, _ in BODY_REGIONS
+                           for key in (f"epe_{region}", f"epe_{region}_zero_motion"))
+MOTION_KEYS = ("epe", "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS
 BASELINE_KEYS = ("l1_copy_source", "psnr_copy_source", "psnr_copy_frames", "ssim_copy_source",
                  "ms_ssim_copy_source", "lpips_copy_source", "l1_figure", "l1_figure_copy_source",
                  "psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames",
                  "ssim_figure", "ssim_figure_copy_source", "temporal_error_gt_copy_source",
-                 "epe_zero_motion", "epe_figure", "epe_figure_zero_motion")
+                 "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS
 # Per-video metrics: the table's, plus diagnostics and baselines reported beside them.
 VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS
                    if key not in DATASET_KEYS) + ("interp_psnr_self", "interp_psnr_flow_self",
@@ -191,6 +194,9 @@ DEFINITIONS = {
     "epe_figure": "epe over the source-visible figure pixels only (part label of frame t "
                   "non-zero), background left out",
     "epe_figure_zero_motion": "epe_figure of zero motion (identity field), same pixels",
+    "epe_<region>": "epe_figure over the source-visible pixels of one body region's parts only "
+                    "(internet_jax.metrics.BODY_REGIONS: arms, legs, trunk; <region>_zero_motion beside "
+                    "it): whether thin, fast limbs are followed",
     "cross_identity": CROSS_IDENTITY_TEXT + " Mode (a) only, for the test videos with a partner.",
 }
 
@@ -421,6 +427,8 @@ class Scorer:
       scores.update(dict.fromkeys(MOTION_KEYS, not_computed(
           "needs the predicted motion field (--workdir mode only)")))
     else:
+      scores.update(dict.fromkeys(REGION_MOTION_KEYS, not_computed(
+          "the ground truth has no part_names")))
       scores.update(synthetic_gt.motion_scores(motion_full, truth))
     if len(generated) >= 2:
       copy = np.broadcast_to(reference[0], reference.shape)

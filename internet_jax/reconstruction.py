@@ -58,9 +58,19 @@ def _score_animation(tally: dict, renderer, source_frame: np.ndarray, driving: n
     if truth is not None and "motion_full" in outputs:
       motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
   if motions:
-    motion = synthetic_gt.motion_scores(np.concatenate(motions), truth, frames=indices)
-    tally["motion_epe"].append(motion["epe_figure"])
-    tally["motion_epe_zero_motion"].append(motion["epe_figure_zero_motion"])
+    tally["motion"].append(synthetic_gt.motion_scores(np.concatenate(motions), truth,
+                                                      frames=indices))
+
+
+def _motion_scalars() -> dict[str, str]:
+  """{eval scalar: `synthetic_gt.motion_scores` key}: the figure EPE and its body regions, each
+  beside zero motion."""
+  from internet_jax.metrics import BODY_REGIONS  # pylint: disable=g-import-not-at-top
+  names = {"motion_epe": "epe_figure"}
+  names.update({f"motion_epe_{region}": f"epe_{region}" for region, _ in BODY_REGIONS})
+  return {key: value for name, motion_key in names.items()
+          for key, value in ((name, motion_key),
+                             (f"{name}_zero_motion", f"{motion_key}_zero_motion"))}
 
 
 def _tally_scores(tally: dict, prefix: str) -> dict[str, float]:
@@ -68,8 +78,9 @@ def _tally_scores(tally: dict, prefix: str) -> dict[str, float]:
   from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   scores = {f"{prefix}{key}": value for key, value in
             evaluate_lib.mean_frame_scores(tally["per_frame"], None).items() if value is not None}
-  for key in ("motion_epe", "motion_epe_zero_motion"):
-    values = [v for v in tally[key] if not math.isnan(v)]  # NaN: no visible figure pixel at all
+  for key, motion_key in _motion_scalars().items():
+    # NaN: no visible pixel of the region at all; a key is absent without part names.
+    values = [m[motion_key] for m in tally["motion"] if not math.isnan(m.get(motion_key, math.nan))]
     if values:
       scores[f"{prefix}{key}"] = float(np.mean(values))
   if tally["confidence"]:
@@ -96,6 +107,8 @@ def evaluate_reconstruction(renderer: inference.Renderer, source, *, num_videos:
     eval/motion_epe, eval/motion_epe_zero_motion: EPE (px at the model resolution) of
       `motion_full` and of the identity field against the exact frame t -> frame 0
       correspondence, on the source-visible figure pixels (`epe_figure`), mean over videos;
+    eval/motion_epe_<region>, eval/motion_epe_<region>_zero_motion: the same on the pixels of
+      one of `internet_jax.metrics.BODY_REGIONS` (arms, legs, trunk);
   and eval/mean_confidence. Means are over all frames used (the EPEs over videos).
 
   Cross-identity, for the videos with a partner in `<manual_dir>/test_cross/` (the synthetic
@@ -104,8 +117,7 @@ def evaluate_reconstruction(renderer: inference.Renderer, source, *, num_videos:
   same ground truth, copy-source = frame 0), as eval/cross/<the keys above>.
   """
   from internet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  tallies = {name: {"per_frame": {}, "confidence": [], "motion_epe": [],
-                    "motion_epe_zero_motion": []} for name in ("self", "cross")}
+  tallies = {name: {"per_frame": {}, "confidence": [], "motion": []} for name in ("self", "cross")}
   for video in range(min(num_videos, len(source))):
     count = source.num_frames(video)
     name = source.video_name(video)

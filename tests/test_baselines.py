@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from input_pipeline import synthetic
 from internet_jax import evaluate, inference, reconstruction, train
-from internet_jax.metrics import image, synthetic_gt
+from internet_jax.metrics import BODY_REGIONS, image, synthetic_gt
 
 
 def _frames(num_frames=3, size=16, seed=0):
@@ -156,6 +157,51 @@ def test_zero_motion_epe_is_the_mean_displacement_norm_of_a_known_translation():
   half = synthetic_gt.motion_scores(synthetic_gt.identity_motion(2, 8, 8),
                                     _translation_truth(num_frames=2))
   assert half["epe_figure_zero_motion"] == pytest.approx(norm / 2 / 2, rel=1e-6)
+
+
+def test_region_epe_splits_the_figure_by_the_renderers_part_names():
+  # Two parts: a 4x4 "lower_arm_right" block translating by (2, 4) px per frame and a static 4x4
+  # "torso" block; no leg pixel at all.
+  truth = _translation_truth()
+  static = (slice(10, 14), slice(10, 14))
+  truth["part_labels"][:, static[0], static[1]] = 2
+  truth["part_names"] = np.array(["lower_arm_right", "torso"])
+  scores = synthetic_gt.motion_scores(synthetic_gt.identity_motion(3, 16, 16), truth)
+  norm = float(np.hypot(2, 4))
+  # Frames 0, 1, 2 displace the arm by 0, |d|, 2|d|: mean |d|; the torso does not move.
+  assert scores["epe_arms"] == pytest.approx(norm, rel=1e-6)
+  assert scores["epe_arms_zero_motion"] == pytest.approx(norm, rel=1e-6)
+  assert scores["epe_trunk"] == pytest.approx(0.0, abs=1e-6)
+  assert np.isnan(scores["epe_legs"]) and np.isnan(scores["epe_legs_zero_motion"])
+  # The figure mean weights the 16 + 16 pixels of each frame alike.
+  assert scores["epe_figure"] == pytest.approx(norm / 2, rel=1e-6)
+  # Without part names there is no split.
+  del truth["part_names"]
+  assert not any(key.startswith(("epe_arms", "epe_legs", "epe_trunk"))
+                 for key in synthetic_gt.motion_scores(synthetic_gt.identity_motion(3, 16, 16),
+                                                       truth))
+
+
+def test_best_grid_motion_is_exact_where_the_grid_can_hold_the_field():
+  # A global translation is affine: bilinear upsampling of any grid holds it exactly.
+  size, shift = 16, np.array([1.5, -0.5], np.float32)
+  grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).astype(np.float32)
+  global_shift = {"source_coords": np.stack([grid, grid - shift]),
+                  "source_visible": np.ones((2, size, size), bool),
+                  "part_labels": np.ones((2, size, size), np.uint8)}
+  scores = synthetic_gt.motion_scores(synthetic_gt.best_grid_motion(global_shift, 2), global_shift)
+  assert scores["epe_figure"] == pytest.approx(0.0, abs=1e-4)
+  # A 4 px block moving alone: the full-resolution grid holds it, a 4x4 grid cannot.
+  block = _translation_truth()
+  full = synthetic_gt.motion_scores(synthetic_gt.best_grid_motion(block, 16), block)
+  coarse = synthetic_gt.motion_scores(synthetic_gt.best_grid_motion(block, 4), block)
+  assert full["epe_figure"] == pytest.approx(0.0, abs=1e-4)
+  assert 0.2 * coarse["epe_figure_zero_motion"] < coarse["epe_figure"]
+
+
+def test_body_regions_cover_every_part_of_the_renderer_once():
+  parts = [part for _, names in BODY_REGIONS for part in names]
+  assert sorted(parts) == sorted(synthetic.PART_NAMES)
 
 
 # ---------------------------------------------------------------------------------------------

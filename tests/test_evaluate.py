@@ -106,7 +106,8 @@ def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folder
   assert any(note.startswith("temporal_error_gt: mean over 1 of 2") for note in results["notes"])
   assert set(results["not_computed"]) == set(NETWORK_KEYS) | {
       "ms_ssim", "epe", "ms_ssim_copy_source", "lpips_copy_source", "epe_zero_motion",
-      "epe_figure", "epe_figure_zero_motion"}
+      "epe_figure", "epe_figure_zero_motion", "epe_arms", "epe_arms_zero_motion", "epe_legs",
+      "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"}
   # Copy-source (frame 0 for every frame) beside every per-frame score; figure region where the
   # ground truth is (clip_a only).
   copy = np.broadcast_to(real[0], real.shape)

@@ -293,6 +293,19 @@ def test_non_finite_state_is_never_saved(tmp_path):
   assert list((tmp_path / "w" / "checkpoints").iterdir()) == []
 
 
+@pytest.mark.parametrize("bad_leaf", [None, 0, 2, 3])
+def test_finite_check_sees_every_leaf_across_runs(monkeypatch, bad_leaf):
+  # Runs of at most 5 elements here: leaves of 4, 2, 7 and 3 elements fall into three runs (the
+  # 7 alone), and an integer leaf is skipped. Shapes unique to this test, so the jit retraces.
+  monkeypatch.setattr(checkpointing, "_FINITE_RUN_ELEMENTS", 5)
+  leaves = [np.ones((2, 2), np.float32), np.ones(2, np.float32), np.ones(7, np.float32),
+            np.ones((1, 3), jnp.bfloat16)]
+  if bad_leaf is not None:
+    leaves[bad_leaf].reshape(-1)[-1] = np.inf if bad_leaf % 2 else np.nan
+  tree = {"leaves": leaves, "count": np.array([5, 6, 7], np.int32)}
+  assert bool(checkpointing._all_finite(tree)) == (bad_leaf is None)
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. The non-finite guard
 

@@ -46,9 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
-from internet_jax.metrics import temporal
+from internet_jax.metrics import BODY_REGIONS, temporal
 
 EPE_KEYS = ("source_coords", "source_visible", "part_labels")
+# Loaded where present: the names of the labels (the body-region EPEs need them).
+OPTIONAL_KEYS = ("part_names",)
 TEMPORAL_KEYS = ("flow_forward", "valid_forward", "mixed", "part_labels")
 
 
@@ -60,14 +62,16 @@ def ground_truth_path(video_path: str | os.PathLike) -> Path:
 
 
 def load_ground_truth(path: str | os.PathLike, keys=EPE_KEYS + TEMPORAL_KEYS) -> dict:
-  """The arrays `keys` of a ground-truth npz (never unpickled); ValueError naming the file."""
+  """The arrays `keys` (and OPTIONAL_KEYS where present) of a ground-truth npz (never
+  unpickled); ValueError naming the file."""
   path = Path(path)
   try:
     with np.load(path, allow_pickle=False) as archive:
       missing = [key for key in keys if key not in archive.files]
       if missing:
         raise ValueError(f"{path}: not a synthetic ground-truth file (missing {', '.join(missing)})")
-      return {key: archive[key] for key in dict.fromkeys(keys)}
+      optional = [key for key in OPTIONAL_KEYS if key in archive.files]
+      return {key: archive[key] for key in dict.fromkeys(tuple(keys) + tuple(optional))}
   except (OSError, ValueError) as e:
     message = str(e)
     raise ValueError(message if message.startswith(str(path)) else
@@ -122,13 +126,16 @@ def _to_model_positions(positions_s: np.ndarray, shape_from, shape_to) -> np.nda
 
 
 def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visible: np.ndarray,
-               part_labels: np.ndarray) -> dict:
+               part_labels: np.ndarray, part_names=None) -> dict:
   """End-point error of a predicted backward motion field against the exact source correspondence.
 
   Args:
     motion_full: (T, R, R, 2) normalised align-corners coordinates in frame 0 (the source) for
       every pixel of driving frame t (the model's `motion_full`).
     source_coords, source_visible, part_labels: the ground truth (T, S, S, ...) of the video.
+    part_names: its (P,) part names (label k >= 1 is part_names[k - 1]); with them the result
+      also has epe_<region> for each of BODY_REGIONS (the mean over that region's visible figure
+      pixels; NaN if there are none).
   Returns:
     dict(epe (px at R, mean over all visible pixels of all frames, background included),
     epe_per_frame (T,) (NaN for a frame without visible pixels), visible_fraction, epe_figure
@@ -146,21 +153,32 @@ def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visibl
   predicted = (motion_full + 1.0) * np.array([(width - 1) / 2.0, (height - 1) / 2.0], np.float32)
   target = _to_model_positions(resample_field(source_coords, shape_to), shape_from, shape_to)
   visible = resample_mask(source_visible.astype(bool), part_labels, shape_to)
-  # Every tap of a kept R pixel carries one label, so a figure pixel's taps are all figure.
-  figure = resample_mask(source_visible.astype(bool) & (part_labels != 0), part_labels, shape_to)
   error = np.linalg.norm(predicted - target, axis=-1)
+
+  def mean_over(labels_kept):
+    # Every tap of a kept R pixel carries one label, so a kept pixel's taps all lie in the region.
+    region = resample_mask(source_visible.astype(bool) & labels_kept, part_labels, shape_to)
+    count = region.sum()
+    return (float(np.where(region, error, 0.0).sum(dtype=np.float64) / count) if count
+            else float("nan")), region
+
   counts = visible.sum(axis=(1, 2))
   sums = np.where(visible, error, 0.0).sum(axis=(1, 2), dtype=np.float64)
   with np.errstate(invalid="ignore", divide="ignore"):
     per_frame = sums / counts
   total = counts.sum()
-  figure_total = figure.sum()
-  figure_sum = np.where(figure, error, 0.0).sum(dtype=np.float64)
-  return {"epe": float(sums.sum() / total) if total else float("nan"),
-          "epe_per_frame": per_frame,
-          "visible_fraction": float(total / visible.size),
-          "epe_figure": float(figure_sum / figure_total) if figure_total else float("nan"),
-          "figure_visible_fraction": float(figure_total / figure.size)}
+  epe_figure, figure = mean_over(part_labels != 0)
+  result = {"epe": float(sums.sum() / total) if total else float("nan"),
+            "epe_per_frame": per_frame,
+            "visible_fraction": float(total / visible.size),
+            "epe_figure": epe_figure,
+            "figure_visible_fraction": float(figure.sum() / figure.size)}
+  if part_names is not None:
+    names = [str(name) for name in np.asarray(part_names).ravel()]
+    for region, parts in BODY_REGIONS:
+      labels = [names.index(part) + 1 for part in parts if part in names]
+      result[f"epe_{region}"] = mean_over(np.isin(part_labels, labels))[0]
+  return result
 
 
 def identity_motion(num_frames: int, height: int, width: int) -> np.ndarray:
@@ -170,6 +188,37 @@ def identity_motion(num_frames: int, height: int, width: int) -> np.ndarray:
   ys = np.linspace(-1.0, 1.0, height, dtype=np.float32) if height > 1 else np.zeros(1, np.float32)
   grid = np.stack(np.meshgrid(xs, ys), axis=-1)
   return np.broadcast_to(grid, (num_frames, height, width, 2))
+
+
+def _align_corners_upsampling(size_from: int, size_to: int) -> np.ndarray:
+  """(size_to, size_from): the 1-D linear interpolation of `geometry.resize_align_corners`."""
+  matrix = np.zeros((size_to, size_from))
+  for i in range(size_to):
+    position = i * (size_from - 1) / max(size_to - 1, 1)
+    j = min(int(position), max(size_from - 2, 0))
+    weight = position - j
+    matrix[i, j] += 1.0 - weight
+    if size_from > 1:
+      matrix[i, j + 1] += weight
+  return matrix
+
+
+def best_grid_motion(truth: dict, base: int) -> np.ndarray:
+  """(T, S, S, 2) the best motion a base x base field can give at the rendered resolution S: per
+  frame, the least-squares base field whose align-corners bilinear upsampling (the model's
+  `motion_pyramid`) fits the exact correspondence on all source-visible pixels. Its
+  `motion_scores` are the floor of a model whose motion lives on that grid: structures thinner
+  than a grid cell cannot move on their own."""
+  coords = np.asarray(truth["source_coords"], np.float64)
+  num_frames, height, width = coords.shape[:3]
+  upsample = np.kron(_align_corners_upsampling(base, height), _align_corners_upsampling(base, width))
+  target = coords * 2.0 / (np.array([width, height]) - 1.0) - 1.0  # normalised align-corners
+  fields = []
+  for t in range(num_frames):
+    rows = np.asarray(truth["source_visible"][t], bool).ravel()
+    solution = np.linalg.lstsq(upsample[rows], target[t].reshape(-1, 2)[rows], rcond=None)[0]
+    fields.append((upsample @ solution).reshape(height, width, 2))
+  return np.stack(fields).astype(np.float32)
 
 
 def _select(array: np.ndarray, frames) -> np.ndarray:
@@ -185,15 +234,19 @@ def motion_scores(motion_full: np.ndarray, truth: dict, frames=None) -> dict[str
     frames: the ground-truth frame index of each of the T' driving frames.
   Returns:
     dict(epe, epe_zero_motion (all source-visible pixels, background included), epe_figure,
-    epe_figure_zero_motion (source-visible figure pixels)), px at R.
+    epe_figure_zero_motion (source-visible figure pixels), and where `truth` has part_names,
+    for each of BODY_REGIONS epe_<region> and epe_<region>_zero_motion), px at R.
   """
   coords = _select(truth["source_coords"], frames)
   visible = _select(truth["source_visible"], frames)
   labels = _select(truth["part_labels"], frames)
-  model = motion_epe(motion_full, coords, visible, labels)
-  zero = motion_epe(identity_motion(*np.shape(motion_full)[:3]), coords, visible, labels)
-  return {"epe": model["epe"], "epe_zero_motion": zero["epe"],
-          "epe_figure": model["epe_figure"], "epe_figure_zero_motion": zero["epe_figure"]}
+  names = truth.get("part_names")
+  model = motion_epe(motion_full, coords, visible, labels, names)
+  zero = motion_epe(identity_motion(*np.shape(motion_full)[:3]), coords, visible, labels, names)
+  keys = ["epe", "epe_figure"] + ([f"epe_{region}" for region, _ in BODY_REGIONS]
+                                  if names is not None else [])
+  return {name: scores[key] for key in keys
+          for name, scores in ((key, model), (f"{key}_zero_motion", zero))}
 
 
 def _area_overlap(size_from: int, size_to: int) -> np.ndarray:
