@@ -69,7 +69,10 @@ def get_config() -> ml_collections.ConfigDict:
       num_bottleneck_blocks=6,  # FOMM fashion-256: num_bottleneck_blocks 6
       # "multiscale": warped skips at every scale (MS); "single": only the base scale (SS4x).
       skip_mode="multiscale",
-      stem_norm=True,  # instance norm after the 7x7 stem (models/generator.py says why not)
+      stem_norm=True,  # instance norm after the 7x7 stem (methods/internet/generator.py: why not)
+      # Blend the output with the warped source image by the top confidence map, as TPSMM and
+      # DAM do (methods/internet/generator.py composite_with_source); not in the paper.
+      composite_source=False,
   ))
   model.discriminator = ml_collections.ConfigDict(dict(
       num_scales=2,  # N_D in Eq. 8; not given by the paper: D2G-Net/pix2pixHD use num_D 2

@@ -470,6 +470,8 @@ def test_eval_every_steps_is_validated_and_adds_evaluations(tiny_config, tmp_pat
     for prefix in ("eval/", "eval/cross/"):
       assert {f"{prefix}{key}" for key in (
           "l1", "l1_copy_source", "l1_figure", "l1_figure_copy_source", "psnr_figure",
-          "psnr_figure_copy_source", "motion_epe", "motion_epe_zero_motion")} <= set(scores)
+          "psnr_figure_copy_source", "motion_epe", "motion_epe_zero_motion",
+          *(f"motion_epe_{region}{suffix}" for region in ("arms", "legs", "trunk")
+            for suffix in ("", "_zero_motion")))} <= set(scores)
       assert 0 < scores[f"{prefix}motion_epe_zero_motion"] < 32
     assert scores["eval/cross/l1_copy_source"] == scores["eval/l1_copy_source"]

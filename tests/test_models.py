@@ -297,6 +297,22 @@ def test_bfloat16_compute_returns_float32(internet, images, outputs):
   assert np.corrcoef(ours, reference)[0, 1] > 0.9
 
 
+def test_composite_source_blends_the_warped_source_by_the_top_confidence(internet, images,
+                                                                          outputs):
+  config = tiny_config()
+  config.model.generator.composite_source = True
+  generator, _ = build(config)
+  _, params, _ = internet  # the switch adds no parameter: the same tree applies
+  blended = jax.jit(generator.apply)(params, *images)
+  confidence = outputs["confidence_full"]
+  expected = (1 - confidence) * outputs["prediction"] + confidence * outputs["deformed_source"]
+  np.testing.assert_allclose(blended["prediction"], expected, atol=5e-5)  # two compilations
+  # Identity motion (the driving is the source) and a confidence of 1 return the source exactly.
+  ones = jnp.ones((B, R, R, 1))
+  np.testing.assert_array_equal(
+      generator_lib.composite_with_source(outputs["prediction"], images[0], ones), images[0])
+
+
 # --- Discriminator --------------------------------------------------------------------------------
 
 

@@ -47,6 +47,19 @@ def motion_pyramid(field: jax.Array, levels: int) -> tuple[jax.Array, ...]:
   return tuple(pyramid)
 
 
+def composite_with_source(decoded: jax.Array, warped_source: jax.Array,
+                          confidence: jax.Array) -> jax.Array:
+  """(1 - M) * decoded + M * F(S) at the output resolution.
+
+  TPSMM (yoyo-nb/Thin-Plate-Spline-Motion-Model, modules/inpainting_network.py) and DAM
+  (JialeTao/DAM, modules/generator.py) end their generators this way; the INTERnet paper's Eq. 6
+  names only the feature skips. Where the motion is right and the confidence high, the source's
+  own pixels (a static background above all) pass through instead of being re-synthesised.
+  """
+  confidence = confidence.astype(jnp.float32)
+  return (1.0 - confidence) * decoded + confidence * warped_source.astype(jnp.float32)
+
+
 def deform(feature: jax.Array, motion: jax.Array, confidence: jax.Array) -> jax.Array:
   """phi_out = M * F(phi_in) (Eq. 6): backward warp with zeros padding, then confidence gating."""
   warped = geometry.warp(feature, motion, padding_mode="zeros")

@@ -96,7 +96,8 @@ class INTERnet(nn.Module):
       prediction (B, R, R, 3) in [0, 1]; source_anchors, driving_anchors (anchor dicts);
       motion F^0 (B, h, w, 2); confidence M^0 (B, h, w, 1); composition (B, h, w, K+1);
       motion_full (B, R, R, 2), confidence_full (B, R, R, 1) (the pyramid tops);
-      deformed_source (B, R, R, 3) = source warped by motion_full (visualisation);
+      deformed_source (B, R, R, 3) = source warped by motion_full (visualisation, and the
+      image blended into the prediction with generator.composite_source);
       sparse_deformed (B, h, w, K+1, 3) only if return_sparse_deformed. All float32.
     """
     dense = self.dense_motion(source_encoding["image_base"], source_encoding["anchors"],
@@ -104,17 +105,22 @@ class INTERnet(nn.Module):
     decoded = self.generator.decode(source_encoding["features"], dense["motion"],
                                     dense["confidence"])
     motion_full = decoded["motion_pyramid"][-1]
+    confidence_full = decoded["confidence_pyramid"][-1]
+    deformed_source = geometry.warp(source_encoding["image"], motion_full, padding_mode="zeros")
+    prediction = decoded["prediction"]
+    if self.config.generator.get("composite_source", False):  # older checkpoints lack the field
+      prediction = generator_lib.composite_with_source(prediction, deformed_source,
+                                                       confidence_full)
     outputs = {
-        "prediction": decoded["prediction"],
+        "prediction": prediction,
         "source_anchors": source_encoding["anchors"],
         "driving_anchors": driving_anchors,
         "motion": dense["motion"],
         "confidence": dense["confidence"],
         "composition": dense["composition"],
         "motion_full": motion_full,
-        "confidence_full": decoded["confidence_pyramid"][-1],
-        "deformed_source": geometry.warp(source_encoding["image"], motion_full,
-                                         padding_mode="zeros"),
+        "confidence_full": confidence_full,
+        "deformed_source": deformed_source,
     }
     if return_sparse_deformed:
       outputs["sparse_deformed"] = dense["sparse_deformed"]
