@@ -3,7 +3,7 @@
   python -m internet_jax.main --config=configs/dancefashion.py [--workdir=DIR]
 
 Needs the UBC Fashion videos in data.manual_dir (input_pipeline/dance_fashion/README.md) and
-ImageNet VGG-19 weights at loss.vgg_weights (README "Supplying VGG-19 weights").
+ImageNet VGG-19 weights at loss.vgg_weights (README "Supplying pretrained weights").
 """
 
 from configs import default

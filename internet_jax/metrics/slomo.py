@@ -70,7 +70,8 @@ import numpy as np
 
 from internet_jax import geometry
 from internet_jax.metrics import image as image_metrics
-from internet_jax.metrics.fid import WeightReader, check_frames, conv2d, run_batched
+from internet_jax.metrics.fid import (WeightReader, as_reader, check_frames, conv2d,
+                                      run_batched)
 
 MEAN = (0.429, 0.431, 0.397)  # Super-SloMo train.py's Normalize(mean, std=1)
 NEGATIVE_SLOPE = 0.1
@@ -104,10 +105,14 @@ def unet_layers(in_channels: int, out_channels: int) -> list[tuple[str, int, int
   return layers + [("conv3", channels, out_channels, 3)]
 
 
+def open_weights(weights_path: Any) -> WeightReader:
+  return WeightReader(weights_path, "Super SloMo", SLOMO_HINT)
+
+
 def load_slomo_params(weights_path: Any) -> dict:
   """{"flow" | "refine": {layer name: {"kernel": HWIO, "bias"}}} from the user's checkpoint;
   `MetricUnavailable` names the file, the key and the shapes on any problem."""
-  reader = WeightReader(weights_path, "Super SloMo", SLOMO_HINT)
+  reader = as_reader(weights_path, open_weights)
   params = {}
   for prefix, (network, cin, cout) in NETWORKS.items():
     layers = {}

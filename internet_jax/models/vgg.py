@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from internet_jax import config_checks, errors
+from internet_jax import weights as weights_folder
 from internet_jax.losses import PERCEPTUAL_LAYERS, STYLE_LAYERS
 
 # (block, convolutions in the block, output channels) of VGG-19 (configuration "E").
@@ -67,11 +68,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 HOW_TO_SUPPLY_WEIGHTS = (
-    "save torchvision's VGG-19 ImageNet weights as safetensors on a machine with internet, e.g. "
-    "python -c \"import torch, torchvision, safetensors.torch as s; "
-    "s.save_file(torchvision.models.vgg19(weights='IMAGENET1K_V1').state_dict(), "
-    "'vgg19.safetensors')\", and point config.loss.vgg_weights at the file "
-    "(--config.loss.vgg_weights=PATH)")
+    "convert torchvision's VGG-19 ImageNet weights once, where torch is installed: python -m "
+    "internet_jax.convert_weights vgg19 vgg19-dcbb9e9d.pth (README: Supplying pretrained "
+    "weights); the file lands in the default weights folder, or give any file with "
+    "--config.loss.vgg_weights=PATH")
 
 
 def _check_layers(layers: Sequence[str]) -> None:
@@ -307,8 +307,13 @@ def _layers_for(loss_config: Any) -> tuple[str, ...]:
   return tuple(dict.fromkeys(perceptual + style))
 
 
+def _given_or_default(loss_config: Any) -> str:
+  """config.loss.vgg_weights, or the default weights folder's VGG-19 file if there is one."""
+  return (_config_get(loss_config, "vgg_weights", "") or "") or weights_folder.find_default("vgg19")
+
+
 def _params_from_config(loss_config: Any) -> tuple[dict, str]:
-  weights = _config_get(loss_config, "vgg_weights", "") or ""
+  weights = _given_or_default(loss_config)
   if weights:
     return load_vgg19_params(weights), f"VGG-19 weights from {weights}"
   if _config_get(loss_config, "allow_random_vgg", False):
@@ -336,12 +341,13 @@ def validate_weights(loss_config, used: bool, unused_hint: str) -> None:
     config_checks.require(not vgg_weights, "loss.vgg_weights",
                           f"{vgg_weights} is given but no loss term uses VGG-19 ({unused_hint})")
     return
+  vgg_weights = _given_or_default(loss_config)
   if not loss_config.allow_random_vgg and not (vgg_weights and os.path.isfile(vgg_weights)):
     raise FileNotFoundError(
-        f"config.loss.vgg_weights: VGG-19 weights not found at {vgg_weights or '(unset)'}; the "
-        "perceptual and style losses need ImageNet VGG-19 weights: save torchvision's "
-        "vgg19(weights='IMAGENET1K_V1').state_dict() as .safetensors there (README: Supplying "
-        "VGG-19 weights), or set --config.loss.allow_random_vgg=True to train with random features")
+        f"config.loss.vgg_weights: VGG-19 weights not found at "
+        f"{vgg_weights or '(unset, and none in the default weights folder)'}; the perceptual "
+        f"and style losses need ImageNet VGG-19 weights: {HOW_TO_SUPPLY_WEIGHTS}; or set "
+        "--config.loss.allow_random_vgg=True to train with random features")
   if not vgg_weights:
     return
   if not os.path.isfile(vgg_weights):
