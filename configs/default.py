@@ -55,6 +55,10 @@ def get_config() -> ml_collections.ConfigDict:
       detector_max_features=1024,
       detector_num_blocks=5,
       temperature=0.1,  # spatial-softmax temperature (FOMM)
+      # Size of the image the anchors are detected on; 0 = base_resolution (the paper's Stage I,
+      # FOMM's scale_factor). Small frames may need more: an arm 2 px wide at 64^2 is half a
+      # pixel at a 16^2 base.
+      detector_resolution=0,
       estimate_jacobian=True,
       # Dense-motion U-Net, FOMM dense_motion_params: 64, 1024, 5 blocks, kp_variance 0.01.
       block_expansion=64,

@@ -313,6 +313,23 @@ def test_composite_source_blends_the_warped_source_by_the_top_confidence(interne
       generator_lib.composite_with_source(outputs["prediction"], images[0], ones), images[0])
 
 
+def test_detector_resolution_sets_the_image_the_anchors_come_from(internet, images):
+  config = tiny_config()
+  config.model.motion.detector_resolution = R
+  generator, _ = build(config)
+  _, params, _ = internet  # the detector's weights do not depend on its input size
+  anchors = jax.jit(lambda p, x: generator.apply(p, x, method=INTERnet.detect_anchors))(
+      params, images[0])
+  assert anchors["heatmap"].shape == (B, R, R, K)
+  # The same detector applied to the full-size image by hand.
+  detector = motion.AnchorDetector(num_anchors=K, block_expansion=8, max_features=32,
+                                   num_blocks=2)
+  expected = detector.apply({"params": params["params"]["detector"]}, images[0])
+  np.testing.assert_allclose(anchors["value"], expected["value"], atol=1e-5)
+  outputs = jax.jit(generator.apply)(params, *images)
+  assert outputs["motion"].shape == (B, BASE, BASE, 2)  # the dense motion stays at the base
+
+
 # --- Discriminator --------------------------------------------------------------------------------
 
 
@@ -356,5 +373,10 @@ def test_registry_and_one_line_errors():
   config = tiny_config(dtype="float16")
   with pytest.raises(ValueError, match=r"^config.model.dtype: "):
     build(config)
+  for size, field in ((24, "detector_resolution"), (2, "detector_num_blocks")):
+    config = tiny_config()
+    config.model.motion.detector_resolution = size  # 24 does not divide 64; 2 < 2^2 blocks
+    with pytest.raises(ValueError, match=rf"^config.model.motion.{field}: "):
+      build(config)
   with pytest.raises(ValueError, match="not divisible"):
     layers.Hourglass(8, num_blocks=3).init(jax.random.key(0), jnp.zeros((1, 12, 12, 3)))

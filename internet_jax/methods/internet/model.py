@@ -70,23 +70,30 @@ class INTERnet(nn.Module):
         stem_norm=g.get("stem_norm", True), dtype=dtype,  # older checkpoints lack the field
         remat=cfg.remat)
 
-  def _to_base(self, image: jax.Array) -> jax.Array:
-    base = self.config.base_resolution
+  @property
+  def detector_resolution(self) -> int:
+    """Where the anchors are detected: model.motion.detector_resolution, 0 = the base resolution
+    (the paper's Stage I runs at the base resolution throughout)."""
+    return self.config.motion.get("detector_resolution", 0) or self.config.base_resolution
+
+  @staticmethod
+  def _resized(image: jax.Array, size: int) -> jax.Array:
     image = image.astype(jnp.float32)
-    if image.shape[1:3] == (base, base):
+    if image.shape[1:3] == (size, size):
       return image
-    return geometry.downsample(image, base, base)
+    return geometry.downsample(image, size, size)
 
   def detect_anchors(self, image: jax.Array) -> dict[str, jax.Array]:
-    """image (B, R, R, 3) -> dict(value (B, K, 2), jacobian (B, K, 2, 2), heatmap (B, h, w, K))."""
-    return self.detector(self._to_base(image))
+    """image (B, R, R, 3) -> dict(value (B, K, 2), jacobian (B, K, 2, 2), heatmap (B, h, w, K)
+    at the detector resolution)."""
+    return self.detector(self._resized(image, self.detector_resolution))
 
   def encode_source(self, source: jax.Array) -> dict[str, Any]:
     """Everything that depends on the source only: dict(image (B, R, R, 3) float32, image_base
     (B, h, w, 3), anchors (anchor dict), features (generator encoder features, base first))."""
-    image_base = self._to_base(source)
-    return {"image": source.astype(jnp.float32), "image_base": image_base,
-            "anchors": self.detector(image_base), "features": self.generator.encode(source)}
+    return {"image": source.astype(jnp.float32),
+            "image_base": self._resized(source, self.config.base_resolution),
+            "anchors": self.detect_anchors(source), "features": self.generator.encode(source)}
 
   def generate(self, source_encoding: dict[str, Any], driving_anchors: dict[str, jax.Array],
                return_sparse_deformed: bool = False) -> dict[str, Any]:

@@ -39,10 +39,17 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
   if ratio & (ratio - 1):
     raise ValueError(f"config.data.resolution: {resolution} / config.model.base_resolution {base} "
                      f"= {ratio} is not a power of two")
-  for field in ("detector_num_blocks", "num_blocks"):
+  detector = model.motion.get("detector_resolution", 0)
+  if detector:
+    if not config_checks.is_int(detector) or detector < 1 or resolution % detector:
+      raise ValueError(f"config.model.motion.detector_resolution: {detector} does not divide "
+                       f"config.data.resolution {resolution} (0 = the base resolution)")
+  for field, size, name in (("detector_num_blocks", detector or base,
+                             "detector_resolution" if detector else "base_resolution"),
+                            ("num_blocks", base, "base_resolution")):
     factor = 2 ** model.motion[field]
-    if base % factor:
-      raise ValueError(f"config.model.motion.{field}: base_resolution {base} is not divisible by "
+    if size % factor:
+      raise ValueError(f"config.model.motion.{field}: {name} {size} is not divisible by "
                        f"2^{model.motion[field]}")
   config_checks.require_choice(config, "model.generator.skip_mode", generator_lib.SKIP_MODES,
                                "mode")
