@@ -26,7 +26,7 @@ import optax
 from input_pipeline import datasets, pipeline
 from input_pipeline import flow as flow_lib
 from internet_jax import (checkpointing, config_checks, errors, logs, monitor, reconstruction,
-                          sharding)
+                          sharding, workdir_lock)
 from internet_jax import method as method_lib
 
 
@@ -296,22 +296,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       jax.eval_shape(training.init))
 
   _make_workdir(workdir)
-  manager = checkpointing.create_manager(workdir, max_to_keep=config.keep_checkpoints)
-  try:
-    state, initial_step = checkpointing.restore_latest(manager, workdir, abstract_state,
-                                                       train_iter, config)
-    if state is None:
-      state, initial_step = training.init(), 0
-    else:
-      logging.info("Resumed from %s at step %d", checkpointing.checkpoint_dir(workdir),
-                   initial_step)
-    with logs.EventWriter(workdir, enabled=is_chief) as writer:
-      state = _train(config, workdir, state, initial_step, num_train_steps, writer=writer,
-                     manager=manager, mesh=mesh, train_iter=train_iter, test_source=test_source,
-                     training=training, is_chief=is_chief)
-  finally:
-    manager.wait_until_finished()  # an async save in flight completes (or the error is raised)
-    manager.close()
+  with workdir_lock.held(workdir, enabled=is_chief):  # one run per workdir
+    manager = checkpointing.create_manager(workdir, max_to_keep=config.keep_checkpoints)
+    try:
+      state, initial_step = checkpointing.restore_latest(manager, workdir, abstract_state,
+                                                         train_iter, config)
+      if state is None:
+        state, initial_step = training.init(), 0
+      else:
+        logging.info("Resumed from %s at step %d", checkpointing.checkpoint_dir(workdir),
+                     initial_step)
+      with logs.EventWriter(workdir, enabled=is_chief) as writer:
+        state = _train(config, workdir, state, initial_step, num_train_steps, writer=writer,
+                       manager=manager, mesh=mesh, train_iter=train_iter,
+                       test_source=test_source, training=training, is_chief=is_chief)
+    finally:
+      manager.wait_until_finished()  # an async save in flight completes (or raises its error)
+      manager.close()
   return state
 
 

@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from input_pipeline import datasets, pipeline, video_io
-from internet_jax import checkpointing, monitor, sharding, train
+from internet_jax import checkpointing, monitor, sharding, train, workdir_lock
 from internet_jax.models import vgg
 from video_fixtures import smooth_frames, write_pngs
 
@@ -531,6 +532,12 @@ def _evil_pth(tmp: Path, env: dict) -> None:
   (tmp / "vgg19.pth").write_bytes(pickle.dumps(_Marker(tmp / "pwned")))
 
 
+def _live_lock(tmp: Path, env: dict) -> None:
+  """{tmp}/w/run.lock held by the test process itself (alive while the case runs)."""
+  (tmp / "w").mkdir()
+  (tmp / "w" / "run.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")
+
+
 W = "--workdir={tmp}/w"
 NO_W = ("{tmp}/w",)  # a run that fails on its input creates no workdir
 
@@ -576,6 +583,9 @@ CASES = [
          ("{tmp}/nowhere", "does not exist"), absent=(*NO_W, "{tmp}/tfds")),
     Case("main_unwritable_workdir", MAIN, (TINY, "--workdir={tmp}/file/w", *DATA),
          ("--workdir", "{tmp}/file/w"), setup=_write("file", b"not a directory")),
+    Case("main_workdir_held_by_a_live_run", MAIN, (TINY, W, *DATA),
+         ("--workdir: {tmp}/w is in use by another run", "{tmp}/w/run.lock"),
+         setup=_live_lock, absent=("{tmp}/w/checkpoints",)),
     Case("main_checkpoint_of_another_model_width", MAIN,
          (TINY, W, "--config.model.generator.block_expansion=4", *DATA),
          ("{tmp}/w/checkpoints/", "does not fit this config",
@@ -689,3 +699,43 @@ def test_verbose_shows_the_traceback(tmp_path):
       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert "Traceback" in result.stderr and "config.temporal.scheme" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per workdir
+
+
+def _dead_pid() -> int:
+  child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                         capture_output=True, text=True, check=True)
+  return int(child.stdout)
+
+
+def test_workdir_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path, caplog):
+  path = tmp_path / workdir_lock.LOCK_NAME
+  host = socket.gethostname()
+  sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    for holder in (f"{sleeper.pid} {host}", f"{_dead_pid()} another-host"):  # live; unknowable
+      path.write_text(holder + "\n")
+      with pytest.raises(ValueError) as info:
+        workdir_lock.acquire(str(tmp_path))
+      pid, where = holder.split()
+      assert str(info.value).startswith(f"--workdir: {tmp_path} is in use by another run "
+                                        f"(pid {pid} on {where}, {path})")
+      assert path.read_text() == holder + "\n"  # untouched
+  finally:
+    sleeper.kill()
+    sleeper.wait()
+  for stale in (f"{_dead_pid()} {host}", "garbage"):
+    path.write_text(stale)
+    with caplog.at_level("WARNING"):
+      assert workdir_lock.acquire(str(tmp_path)) == str(path)
+    assert "Taking over the stale lock" in caplog.text
+    assert path.read_text() == f"{os.getpid()} {host}\n"
+    workdir_lock.release(str(path))
+    assert not path.exists()
+  with workdir_lock.held(str(tmp_path)):
+    with pytest.raises(ValueError, match="in use by another run"):  # ourselves, a second time
+      workdir_lock.acquire(str(tmp_path))
+  assert not path.exists()
