@@ -119,9 +119,10 @@ def _all_finite(tree: Any) -> jax.Array:
       run, size = [], 0
     run.append(jnp.ravel(x))
     size += x.size
-  runs += [run] if run else []
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(jnp.concatenate(r))) for r in runs])) if runs \
-      else jnp.array(True)
+  if run:
+    runs.append(run)
+  finite = [jnp.all(jnp.isfinite(jnp.concatenate(r))) for r in runs]
+  return jnp.all(jnp.stack(finite)) if finite else jnp.array(True)
 
 
 def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
