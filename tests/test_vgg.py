@@ -210,7 +210,9 @@ def test_make_vgg_features_fn_from_config(weight_files, caplog):
     vgg.make_vgg_features_fn(config)
   message = str(info.value)
   assert "\n" not in message and "config.loss.vgg_weights" in message
-  assert "IMAGENET1K_V1" in message and ".safetensors" in message
+  # It says how to get the weights: the one-time conversion command and where else to point.
+  assert "internet_jax.convert_weights vgg19" in message
+  assert "--config.loss.vgg_weights=PATH" in message
 
   config.allow_random_vgg = True
   with caplog.at_level(logging.WARNING):
