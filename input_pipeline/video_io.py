@@ -7,6 +7,11 @@ in one place:
   composited on white, 16-bit and float frames are rescaled);
 * `resize_and_pad` brings a frame to a square `resolution` x `resolution` canvas keeping its aspect
   ratio (long side = resolution, white padding, centred);
+* still images (frame folders, the source image) are decoded by Pillow (`read_image`): EXIF
+  orientation applied, CMYK/YCCK/palette/YCbCr images converted to RGB by Pillow, and images of up
+  to `max_image_pixels()` pixels accepted: DEFAULT_MAX_IMAGE_PIXELS (16384 x 16384), or
+  $INTERNET_JAX_MAX_IMAGE_PIXELS; larger ones are refused naming the limit (Pillow's own
+  decompression-bomb limit, 89 M pixels, is replaced by this one);
 * bad input raises `VideoReadError` with a one-line message that starts with the offending path.
 
 Containers are decoded with PyAV (the FFmpeg bindings imageio's pyav plugin also uses), one frame at
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,6 +30,7 @@ from typing import Iterable, Iterator
 import av
 import cv2
 import numpy as np
+from PIL import Image, ImageOps
 
 from internet_jax import errors
 
@@ -31,6 +38,12 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".gif", ".webm", ".mkv")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Containers write_video can put an h264 stream into.
 _H264_SUFFIXES = (".mp4", ".mov", ".mkv")
+# The largest still image decoded, in pixels (805 MB as uint8 RGB); the environment variable
+# overrides it for a process.
+DEFAULT_MAX_IMAGE_PIXELS = 16384 * 16384
+MAX_IMAGE_PIXELS_ENV = "INTERNET_JAX_MAX_IMAGE_PIXELS"
+# Pillow modes whose arrays `to_rgb_uint8` reads as they are (bool, uint8, uint16).
+_ARRAY_MODES = ("1", "L", "LA", "RGB", "RGBA", "I;16")
 
 
 class DataError(ValueError):
@@ -167,20 +180,65 @@ def resize_and_pad(frame: np.ndarray, resolution: int) -> np.ndarray:
   return out
 
 
-def _read_image(path: Path) -> np.ndarray:
-  # imdecode(fromfile) rather than imread: works with any path encoding, keeps 16 bit and alpha.
+def max_image_pixels() -> int:
+  """The pixel limit of `read_image`: $INTERNET_JAX_MAX_IMAGE_PIXELS, else
+  DEFAULT_MAX_IMAGE_PIXELS. A value that is not a positive integer is a ValueError naming it."""
+  value = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+  if not value:
+    return DEFAULT_MAX_IMAGE_PIXELS
+  if not value.isdigit() or int(value) < 1:
+    raise ValueError(f"${MAX_IMAGE_PIXELS_ENV}: must be a positive number of pixels, got "
+                     f"{value!r}")
+  return int(value)
+
+
+def _too_large(path: Path, limit: int, size: str = "") -> VideoReadError:
+  return VideoReadError(f"{path}: image {size}larger than the limit of {limit} pixels (set "
+                        f"${MAX_IMAGE_PIXELS_ENV} to raise it)")
+
+
+def _open_image(path: Path) -> Image.Image:
+  """Pillow's lazy image (header read), within the pixel limit."""
+  limit = max_image_pixels()
+  # Pillow's own check reads this global: it warns above it and refuses above twice it. Ours is
+  # the limit that holds, so Pillow's default (89 M pixels) does not refuse valid photos.
+  Image.MAX_IMAGE_PIXELS = limit
   try:
-    data = np.fromfile(path, dtype=np.uint8)
-  except OSError as e:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      image = Image.open(path)
+  except Image.DecompressionBombError:
+    raise _too_large(path, limit) from None
+  except Image.UnidentifiedImageError:
+    raise VideoReadError(f"{path}: not a readable image") from None
+  except OSError as e:  # missing, a folder, no permission
     raise VideoReadError(f"{path}: {one_line(e)}") from None
-  image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-  if image is None:
-    raise VideoReadError(f"{path}: not a readable PNG/JPEG image")
-  if image.ndim == 3 and image.shape[-1] == 3:
-    image = image[..., ::-1]  # OpenCV decodes to BGR
-  elif image.ndim == 3 and image.shape[-1] == 4:
-    image = image[..., [2, 1, 0, 3]]  # BGRA -> RGBA
-  return to_rgb_uint8(image, path)
+  width, height = image.size
+  if width * height > limit:
+    image.close()
+    raise _too_large(path, limit, f"{width}x{height} = {width * height} pixels, ")
+  return image
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+  """An image file (any format Pillow reads) as uint8 RGB (H, W, 3) at its own size.
+
+  EXIF orientation is applied; palette, CMYK (and YCCK JPEG), YCbCr, ... images are converted
+  to RGB by Pillow (to RGBA, composited on white, when they have transparency); gray, alpha and
+  16-bit gray images then by `to_rgb_uint8` (Pillow keeps the high byte of 16-bit colour).
+  VideoReadError names the path: unreadable, or more than `max_image_pixels()` pixels.
+  """
+  path = Path(path)
+  with _open_image(path) as opened:
+    try:
+      image = ImageOps.exif_transpose(opened)
+      if image.mode not in _ARRAY_MODES:
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+      array = np.asarray(image)
+    except Exception:
+      # Decoders raise many types for bad bytes; any of them means the same to the user.
+      raise VideoReadError(f"{path}: not a readable image") from None
+  return to_rgb_uint8(array, path)
 
 
 def _container_frames(path: Path) -> Iterator[np.ndarray]:
@@ -221,7 +279,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
   path = Path(path)
   if path.is_dir():
     files = _frame_files(path)
-    frames: Iterable[np.ndarray] = (_read_image(f) for f in files)
+    frames: Iterable[np.ndarray] = (read_image(f) for f in files)
   elif path.is_file():
     if path.suffix.lower() not in VIDEO_SUFFIXES:
       raise VideoReadError(f"{path}: not a video (suffix {path.suffix!r}; expected one of "
