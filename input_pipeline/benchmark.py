@@ -202,7 +202,8 @@ def _run():
   except OSError as error:
     raise ValueError(f"--output={output}: cannot write the contact sheet ({error})") from error
   report["contact_sheet"] = output
-  with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as f:
+  report_path = os.path.splitext(output)[0] + ".json"
+  with errors.writing_to(report_path), open(report_path, "w", encoding="utf-8") as f:
     json.dump(report, f, indent=2)
   print(json.dumps(report, indent=2))
 

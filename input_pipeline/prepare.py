@@ -14,12 +14,13 @@ Without --config the defaults of configs/default.py are used; the other flags ov
 `python -m internet_jax.evaluate` prints when a checkpoint's data is missing is of this form.
 Training prepares on first use anyway; this makes it explicit (and lets a multi-host job prepare
 once, before training). An already prepared dataset is reused, not rebuilt: delete its directory
-to prepare it again. Bad input ends with a one-line message and exit status 1.
+to prepare it again. Bad input (data, and the file system's refusals: a file where a folder
+belongs, a name too long, a full disk) ends with one line `prepare: ...` and exit status 1.
+Frame images are read by `input_pipeline.video_io.read_image` (EXIF orientation applied, CMYK
+converted, at most 16384 x 16384 pixels unless $INTERNET_JAX_MAX_IMAGE_PIXELS says otherwise).
 """
 
 from __future__ import annotations
-
-import sys
 
 from absl import app
 from absl import flags
@@ -79,17 +80,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  from input_pipeline.video_io import DataError  # pylint: disable=g-import-not-at-top
-  from internet_jax import cli  # pylint: disable=g-import-not-at-top
+  from internet_jax import cli, errors  # pylint: disable=g-import-not-at-top
   cli.start(verbose=False)
   data = _data_config()
   num_workers = _NUM_WORKERS.value
   if num_workers is None:
     num_workers = int(data.get("prepare_workers", 0))
-  try:
+  with errors.user_errors(prefix="prepare"), errors.writing_to(data.data_dir):
     builder = datasets.prepare(data, num_workers=num_workers)
-  except DataError as e:
-    sys.exit(f"prepare: {e}")  # one line, exit status 1
   print(summary(builder))
   if data.name == "synthetic":
     print(f"  rendered videos: {datasets.synthetic_dir(data)}")

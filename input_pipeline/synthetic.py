@@ -1261,18 +1261,12 @@ def main(argv):
   errors.reject_extra_arguments(argv)
   f = flags.FLAGS
   cli.console_policy(f.verbose)
-  with errors.user_errors(verbose=f.verbose):
-    try:
-      write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
-                    resolution=f.resolution, seed=f.seed, num_test_videos=f.num_test_videos,
-                    background=f.background, video_format=f.format, preview=f.preview,
-                    cross_identity=f.cross_identity)
-    except OSError as error:
-      if isinstance(error, errors.USER_ERRORS):
-        raise
-      # e.g. a full disk while writing: one line, naming the file when the OS does.
-      where = f"{error.filename}: " if error.filename else ""
-      raise ValueError(f"--output_dir: {where}{error.strerror or error}") from None
+  # A full disk while writing, say, is one line naming the output folder.
+  with errors.user_errors(verbose=f.verbose), errors.writing_to(f.output_dir or ""):
+    write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
+                  resolution=f.resolution, seed=f.seed, num_test_videos=f.num_test_videos,
+                  background=f.background, video_format=f.format, preview=f.preview,
+                  cross_identity=f.cross_identity)
   print(f"wrote {f.output_dir}", file=sys.stderr)
 
 

@@ -4,6 +4,9 @@ Entry points run their work inside `user_errors(verbose=...)` and parse their fl
 `flags_parser(...)` (`app.run(main, flags_parser=errors.flags_parser("config"))`), so that bad
 input - a config field, a config file, a flag value, a data file - ends with exactly one line
 `error: ...` on stderr and exit status 1; `--verbose` shows the full traceback instead.
+Every `OSError` counts as bad input (a folder where a file belongs or the reverse, a name too
+long, no permission, a read-only or full disk): its line names the path the OS names
+(`os_error_message`; `writing_to` supplies one where the OS names none).
 A run stopped by SIGTERM/SIGINT after saving its checkpoint raises `Interrupted`, which ends with
 one line `interrupted: ...` and exit status 128 + the signal number (the shell convention, so that
 a scheduler sees the run did not finish and restarts it; a rerun resumes).
@@ -12,6 +15,7 @@ a scheduler sees the run did not finish and restarts it; a rerun resumes).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import sys
@@ -20,10 +24,10 @@ from typing import Callable, Sequence
 from absl import flags
 from absl import logging
 
-# Errors that describe bad input (config values, files, data) rather than bugs in this code.
-# Other OSErrors (a full disk, say) are turned into ValueErrors naming the file where they occur.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
-               FloatingPointError)
+# Errors that describe bad input (config values, files, data, the machine's disks) rather than
+# bugs in this code. OSError is the whole family: a full disk is as much the user's to fix as a
+# missing file.
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
 
 class Interrupted(Exception):
@@ -47,6 +51,38 @@ def one_line(error: BaseException | str) -> str:
   return text
 
 
+def os_error_message(error: OSError) -> str:
+  """`<path>: <reason>` for an OSError that names its file(s) (`open`, `mkdir`, `rename`, ...),
+  else its own message on one line."""
+  if error.strerror and error.filename is not None:
+    paths = os.fsdecode(error.filename)
+    if error.filename2 is not None:
+      paths += f" -> {os.fsdecode(error.filename2)}"
+    return f"{paths}: {error.strerror}"
+  return one_line(error.strerror or error)
+
+
+@contextlib.contextmanager
+def writing_to(path: str | os.PathLike):
+  """OSErrors raised inside that name no file are given `path`: a write() refused by a full disk
+  says only "No space left on device", not where."""
+  try:
+    yield
+  except OSError as error:
+    if error.filename is None:
+      error.filename = os.fspath(path)
+    raise
+
+
+def _message(error: BaseException) -> str:
+  """The first line of a user error's message (multi-line ones, from TFDS or OpenCV, repeat it
+  with detail); the type name when it has none."""
+  if isinstance(error, OSError):
+    return os_error_message(error)
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
 def _report(message: str, exit_code: int, prefix: str = "error") -> None:
   """Prints `prefix: message` on stderr (after pending logs) and exits."""
   logging.flush()
@@ -61,8 +97,8 @@ def reject_extra_arguments(argv: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def user_errors(verbose: bool = False, exit_code: int = 1):
-  """Turns a user error into `error: <message>` on stderr and exit `exit_code`."""
+def user_errors(verbose: bool = False, exit_code: int = 1, prefix: str = "error"):
+  """Turns a user error into `<prefix>: <message>` on stderr and exit `exit_code`."""
   try:
     yield
   except Interrupted as interrupted:
@@ -71,9 +107,68 @@ def user_errors(verbose: bool = False, exit_code: int = 1):
   except USER_ERRORS as error:
     if verbose:
       raise
-    # Keep only the first line: multi-line messages (TFDS, OpenCV) repeat it with detail.
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    _report(message, exit_code)
+    _report(_message(error), exit_code, prefix)
+
+
+def check_positive(flag_values, *names: str) -> None:
+  """ValueError naming the first of the integer flags `names` set to zero or less (an unset
+  flag is None and passes)."""
+  for name in names:
+    value = getattr(flag_values, name)
+    if value is not None and value < 1:
+      raise ValueError(f"--{name}: must be at least 1, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths, checked before any work: a run refused for its output has written nothing.
+
+
+def check_writable(folder: str | os.PathLike, shown: str | os.PathLike) -> None:
+  """ValueError naming `shown` unless `folder` can be created and written: its nearest existing
+  ancestor must be a writable directory. Nothing is created here, so a run that fails later
+  leaves no empty folders behind."""
+  existing = os.path.abspath(folder)
+  while not _exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f"{shown}: cannot write here ({existing} is not a directory)")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f"{shown}: cannot write here ({existing} is not writable)")
+
+
+def _exists(path: str) -> bool:
+  """os.path.exists, except that a name too long or a loop of links is an OSError naming it."""
+  try:
+    os.stat(path)
+  except (FileNotFoundError, NotADirectoryError):
+    return False
+  return True
+
+
+def _same_file(a: str, b: str) -> bool:
+  try:
+    return os.path.samefile(a, b)  # also hard links
+  except OSError:
+    return False  # one of them does not exist (yet)
+
+
+def refuse_inputs(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], *,
+                  folders: bool = False) -> None:
+  """ValueError naming `output` when it is one of `inputs` ({what: path}, None skipped), however
+  spelt (symlinks, `./`, `..`, hard links); with `folders`, also when it lies inside one."""
+  target = os.path.realpath(output)
+  for what, path in inputs.items():
+    if path is None or not str(path):
+      continue
+    resolved = os.path.realpath(path)
+    if target == resolved or _same_file(target, resolved):
+      where = "is"
+    elif folders and target.startswith(resolved.rstrip(os.sep) + os.sep):
+      where = "is inside"
+    else:
+      continue
+    raise ValueError(f"{output}: {where} the {what} {path}; inputs are never overwritten, "
+                     "choose another output")
 
 
 # ---------------------------------------------------------------------------------------------
