@@ -14,9 +14,12 @@ Library (e.g. in a notebook):
 
 Rules:
 * Inputs of any size and format (PNG/JPEG/... images, mp4/mov/gif/webm/PNG-frame-folder videos;
-  grayscale, RGBA and 16-bit are converted by `video_io.to_rgb_uint8`) are brought to the model
-  resolution R by `video_io.resize_and_pad`, the dataset builder's rule: the long side is scaled
-  to R, the frame is centred and padded to an R x R square with white. Outputs are R x R.
+  images are read by `video_io.read_image`: EXIF orientation applied, CMYK and palette images
+  converted by Pillow, at most `video_io.max_image_pixels()` pixels, which
+  $INTERNET_JAX_MAX_IMAGE_PIXELS sets; grayscale, RGBA and 16-bit are converted by
+  `video_io.to_rgb_uint8`) are brought to the model resolution R by `video_io.resize_and_pad`,
+  the dataset builder's rule: the long side is scaled to R, the frame is centred and padded to an
+  R x R square with white. Outputs are R x R.
 * Any method: the checkpoint's config picks it, and its renderer (`inference.Renderer`) animates
   the frames in fixed-size batches (the last one padded), so it compiles once per batch size.
 * `--relative` / `--adapt_scale` are inference options of keypoint methods (INTERnet: FOMM's
@@ -24,7 +27,8 @@ Rules:
 * The output video has the driving video's frame rate (30 fps when it states none).
 * Bad input stops with one line `error: <path>: <problem>` and exit status 1 (a traceback only
   with --verbose); the output is written to a temporary file beside the target and renamed at the
-  end, so a failed run leaves no output file behind.
+  end, so a failed run leaves no output file behind. An output that is one of the inputs (however
+  spelt: a symlink, `./`) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ with epy.lazy_imports():  # imported on first use: `--help` returns at once
   import av
   import jax
   import numpy as np
-  from PIL import Image, ImageOps
   import tqdm
 
   from input_pipeline import annotations, video_io
@@ -112,13 +115,10 @@ def animate(renderer: inference.Renderer, source: np.ndarray,
 # Files
 
 
-# Pillow modes whose arrays `video_io.to_rgb_uint8` reads as they are (bool, uint8, uint16).
-_ARRAY_MODES = ("1", "L", "LA", "RGB", "RGBA", "I;16")
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-  """An image file (anything Pillow reads; EXIF orientation applied) or the first frame of a
-  video, as uint8 RGB (H, W, 3) at its own size. VideoReadError names the path."""
+  """An image file (`video_io.read_image`: anything Pillow reads, EXIF orientation applied) or
+  the first frame of a video, as uint8 RGB (H, W, 3) at its own size. VideoReadError names the
+  path."""
   path = Path(path)
   if not path.exists():
     raise video_io.VideoReadError(f"{path}: no such file or directory")
@@ -126,16 +126,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return next(video_io.read_video_frames(path))
   if not path.is_file():
     raise video_io.VideoReadError(f"{path}: not an image file")
-  try:
-    with Image.open(path) as opened:
-      image = ImageOps.exif_transpose(opened)
-      if image.mode not in _ARRAY_MODES:  # palette, CMYK, YCbCr, ...: decoded to colours
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-      image = np.asarray(image)
-  except Exception:
-    # Decoders raise many types for bad bytes; any of them means the same to the user.
-    raise video_io.VideoReadError(f"{path}: not a readable image") from None
-  return video_io.to_rgb_uint8(image, path)
+  return video_io.read_image(path)
 
 
 def _frame_count(path: Path) -> int | None:
@@ -150,33 +141,26 @@ def _frame_count(path: Path) -> int | None:
     return None  # only a hint; read errors are reported by the reader
 
 
-def check_output(path: str | os.PathLike) -> Path:
-  """Checks, before any work, that a video can be written at `path`: a suffix write_video knows
-  and a writable folder (created only when the video is written). Returns the path."""
+def check_output(path: str | os.PathLike, source: str | os.PathLike | None = None,
+                 driving: str | os.PathLike | None = None) -> Path:
+  """Checks, before any work, that a video can be written at `path`: a suffix write_video knows,
+  a writable folder (created only when the video is written), and not the source or driving
+  file. Returns the path."""
   path = Path(path)
   if path.suffix.lower() not in OUTPUT_SUFFIXES:
     raise ValueError(f"{path}: the output must be .mp4, .mov or .mkv (h264)")
   if path.is_dir():
     raise ValueError(f"{path}: is a directory")
-  _check_writable(path.parent, path)
+  errors.check_writable(path.parent, path)
+  errors.refuse_inputs(path, {"source": source, "driving video": driving})
   return path
 
 
 def check_output_dir(folder: str | os.PathLike) -> Path:
   """Checks that videos can be written into `folder` (created only when the first one is)."""
   folder = Path(folder)
-  _check_writable(folder, folder)
+  errors.check_writable(folder, folder)
   return folder
-
-
-def _check_writable(folder: Path, shown: Path) -> None:
-  # The nearest existing ancestor decides: nothing is created here, so a run that fails later
-  # leaves no empty folders behind.
-  existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
-  if not existing.is_dir():
-    raise ValueError(f"{shown}: cannot write here ({existing} is not a directory)")
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f"{shown}: cannot write here ({existing} is not writable)")
 
 
 def _partial_path(path: Path) -> Path:
@@ -260,7 +244,7 @@ def animate_file(renderer: inference.Renderer, source: str | os.PathLike,
   `visualize_panels` the output is the side-by-side video of `renderer.panels`. `options`: the method's
   inference switches (INTERnet: relative, adapt_scale). Returns the
   number of frames written."""
-  source, driving, output = Path(source), Path(driving), check_output(output)
+  source, driving, output = Path(source), Path(driving), check_output(output, source, driving)
   resolution = renderer.resolution
   image = video_io.resize_and_pad(read_image(source), resolution)
   fps = check_video(driving)
@@ -330,13 +314,29 @@ def pair_output_name(source: Path, driving: Path) -> str:
   return f"{Path(source).stem}__{video_io.video_name(driving)}.mp4"
 
 
+def check_pairs(csv_path: str | os.PathLike, output_dir: str | os.PathLike
+                ) -> list[tuple[int, Path, Path]]:
+  """`read_pairs` of the CSV, once `check_output_dir` passes and no row's output is an input of
+  any row (a later row would read what an earlier one wrote); errors name the CSV line."""
+  pairs = read_pairs(csv_path)
+  output_dir = check_output_dir(output_dir)
+  inputs = {f"{what} on line {line}": path for line, *paths in pairs
+            for what, path in zip(("source", "driving video"), paths)}
+  for line, source, driving in pairs:
+    try:
+      errors.refuse_inputs(output_dir / pair_output_name(source, driving), inputs)
+    except ValueError as error:
+      raise ValueError(f"{csv_path}:{line}: {error}") from None
+  return pairs
+
+
 def animate_pairs(renderer: inference.Renderer, csv_path: str | os.PathLike,
                   output_dir: str | os.PathLike, *, visualize_panels: bool = False,
                   progress: bool = True, **options) -> list[Path]:
   """Animates every row of a pairs CSV into `output_dir`, one progress bar over the pairs. Stops
   at the first bad pair with an error naming the CSV line; finished videos are kept."""
-  pairs = read_pairs(csv_path)
-  output_dir = check_output_dir(output_dir)
+  pairs = check_pairs(csv_path, output_dir)
+  output_dir = Path(output_dir)
   written = []
   with tqdm.tqdm(pairs, unit="pair", disable=None if progress else True) as bar:
     for line, source, driving in bar:
@@ -360,7 +360,9 @@ def _define_flags():
   # Defined only when run as a script: train.py imports this module next to main.py's flags.
   flags.DEFINE_string("workdir", None, "Training workdir; its newest checkpoint is used.")
   flags.DEFINE_string("checkpoint", None, "A checkpoint step directory (<workdir>/checkpoints/N).")
-  flags.DEFINE_string("source", None, "Source image (PNG/JPEG/...; a video's first frame).")
+  flags.DEFINE_string("source", None, "Source image (PNG/JPEG/...; a video's first frame). "
+                      "Images of up to 16384 x 16384 pixels are read; the environment variable "
+                      "INTERNET_JAX_MAX_IMAGE_PIXELS sets another limit.")
   flags.DEFINE_string("driving", None, "Driving video (mp4/mov/gif/... or a PNG-frame folder).")
   flags.DEFINE_string("output", None, "Output video (.mp4/.mov/.mkv).")
   flags.DEFINE_bool("relative", False, "FOMM relative motion (same pose in source and frame 0).")
@@ -384,8 +386,7 @@ def _check_flags(flags_) -> None:
       raise ValueError("--pairs takes --output_dir (and not --source/--driving/--output)")
   elif not (flags_.source and flags_.driving and flags_.output) or flags_.output_dir:
     raise ValueError("give --source, --driving and --output (or --pairs and --output_dir)")
-  if flags_.batch_size < 1:
-    raise ValueError(f"--batch_size must be at least 1, got {flags_.batch_size}")
+  errors.check_positive(flags_, "batch_size")
   if flags_.adapt_scale and not flags_.relative:
     raise ValueError("--adapt_scale scales relative motion; add --relative")
 
@@ -403,12 +404,11 @@ def main(argv) -> None:
     options = {name: True for name in ("relative", "adapt_scale") if getattr(flags_, name)}
     options["visualize_panels"] = flags_.visualize
     if not flags_.pairs:
-      check_output(flags_.output)
+      check_output(flags_.output, flags_.source, flags_.driving)
       read_image(flags_.source)
       check_video(flags_.driving)
     else:
-      read_pairs(flags_.pairs)
-      check_output_dir(flags_.output_dir)
+      check_pairs(flags_.pairs, flags_.output_dir)
     renderer = load_renderer(flags_.workdir or flags_.checkpoint, use_ema=flags_.use_ema,
                              batch_size=flags_.batch_size)
     logging.info("method %s at %dpx from %s", renderer.config.method,
