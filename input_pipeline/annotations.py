@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -52,13 +53,18 @@ def write_npz(file, arrays: Mapping[str, np.ndarray]) -> None:
         np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
+# What np.load and reading its members raise for a damaged file: not a zip, truncated, a member
+# whose compressed bytes or CRC are wrong, pickled objects.
+NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error)
+
+
 def read_npz(file, where: str) -> dict[str, np.ndarray]:
   """All arrays of an .npz (path or bytes-like file object); a DataError naming `where` if it is
   not a readable npz of plain arrays."""
   try:
     with np.load(file, allow_pickle=False) as archive:
       return {key: archive[key] for key in archive.files}
-  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+  except NPZ_ERRORS as error:
     raise DataError(f"{where}: not a readable .npz of arrays ({video_io.one_line(error)})"
                     ) from None
 

@@ -58,9 +58,12 @@ Trivial baselines, on the same frames as the model (a score means little without
 training's evaluation (`reconstruction.evaluate_reconstruction`). metrics.md shows them side by side.
 
 Bad input (unreadable or empty video, frame counts or sizes that differ, names that do not match,
-a missing or incompatible checkpoint) stops with one line naming the file, a non-zero exit and no
+a missing or incompatible checkpoint, a missing --ground_truth folder or a damaged `<name>.npz`,
+a size or count flag below 1) stops with one line naming the file or flag, a non-zero exit and no
 output files (both files are written to temporary names beside their targets and renamed at the
-very end).
+very end). An --output_dir that is an input (a videos or ground-truth folder, the checkpoints,
+the test split) or lies inside one, or whose report files would replace an input file (weights), is
+refused before any work.
 """
 
 from __future__ import annotations
@@ -629,6 +632,28 @@ def format_markdown(results: dict[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
+REPORT_NAMES = ("metrics.json", "metrics.md")  # what write_reports writes
+
+
+def check_output_dir(output_dir: str | os.PathLike,
+                     inputs: dict[str, str | os.PathLike | None]) -> Path:
+  """Checks, before any work, that the reports can be written into `output_dir`: a folder that
+  exists or can be created, not one of `inputs` ({what: path}) or inside one, and none of its
+  REPORT_NAMES files an input file. Returns the folder."""
+  from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  output_dir = Path(output_dir)
+  errors.check_writable(output_dir, f"--output_dir: {output_dir}")
+  errors.refuse_inputs(output_dir, inputs, folders=True)
+  for name in REPORT_NAMES:
+    errors.refuse_inputs(output_dir / name, inputs)
+  return output_dir
+
+
+def _weight_inputs(options: Options) -> dict[str, str]:
+  """The weight files `options` names, as inputs for `check_output_dir`."""
+  return {f"--{flag} file": getattr(options, flag) for _, flag in NETWORK_MODULES}
+
+
 def write_reports(results: dict[str, Any], output_dir: str | os.PathLike) -> tuple[Path, Path]:
   """Writes metrics.json and metrics.md into output_dir, each through a temporary file beside it
   that is renamed only once both are complete."""
@@ -640,6 +665,7 @@ def write_reports(results: dict[str, Any], output_dir: str | os.PathLike) -> tup
   temporary = {}
   umask = os.umask(0)
   os.umask(umask)
+  created = not output_dir.exists()
   try:
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
@@ -654,6 +680,8 @@ def write_reports(results: dict[str, Any], output_dir: str | os.PathLike) -> tup
     for path in temporary.values():
       if os.path.exists(path):
         os.remove(path)
+    if created and output_dir.is_dir() and not any(output_dir.iterdir()):
+      output_dir.rmdir()
     raise ValueError(f"--output_dir: cannot write {output_dir}: {e.strerror or e}") from None
   return output_dir / "metrics.json", output_dir / "metrics.md"
 
@@ -676,6 +704,20 @@ def _name_mismatch(generated_dir, reference_dir, generated: set, reference: set)
   return "; ".join(parts) if parts else None
 
 
+def _ground_truth_files(names: list[str], reference: dict[str, Path],
+                        ground_truth_dir) -> dict[str, Path | None]:
+  """{name: its <name>.npz, or None without one}: in `ground_truth_dir`, else beside the
+  reference video. A folder given that holds none of them is an error, not ignored."""
+  folder = Path(ground_truth_dir) if ground_truth_dir else None
+  files = {name: (folder or reference[name].parent) / f"{name}.npz" for name in names}
+  files = {name: path if path.is_file() else None for name, path in files.items()}
+  if folder is not None and not any(files.values()):
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    raise ValueError(f"--ground_truth: {folder} holds none of the <name>.npz files of the "
+                     f"{len(names)} videos ({shown})")
+  return files
+
+
 def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_truth_dir=None,
                      resolution: int | None = None, max_videos: int | None = None,
                      options: Options | None = None) -> dict[str, Any]:
@@ -684,6 +726,12 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
   from input_pipeline import video_io  # pylint: disable=g-import-not-at-top
   options = options or Options()
   generated_dir, reference_dir = Path(generated_dir), Path(reference_dir)
+  if ground_truth_dir is not None and not Path(ground_truth_dir).is_dir():
+    raise ValueError(f"--ground_truth: {ground_truth_dir} is not a folder")
+  target = Path(output_dir or f"{str(generated_dir).rstrip(os.sep)}_metrics")
+  check_output_dir(target, {"generated videos folder": generated_dir,
+                            "reference videos folder": reference_dir,
+                            "ground-truth folder": ground_truth_dir, **_weight_inputs(options)})
   generated = {video_io.video_name(p): p for p in video_io.list_videos(generated_dir)}
   reference = {video_io.video_name(p): p for p in video_io.list_videos(reference_dir)}
   if not reference:
@@ -694,6 +742,7 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
   if mismatch:
     raise ValueError(f"{generated_dir}: video names do not match {reference_dir}: {mismatch}")
   names = sorted(reference)[:max_videos] if max_videos else sorted(reference)
+  truths = _ground_truth_files(names, reference, ground_truth_dir)
   scorer = Scorer(options)
   for name in tqdm.tqdm(names, desc="evaluate", unit="video", file=sys.stderr, disable=None):
     fake = video_io.read_video(generated[name], resolution)
@@ -705,11 +754,9 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
       raise ValueError(f"{generated[name]}: frames are {fake.shape[2]}x{fake.shape[1]}, "
                        f"{reference[name]}'s {real.shape[2]}x{real.shape[1]}; pass --resolution "
                        "to resize both")
-    truth = (Path(ground_truth_dir) if ground_truth_dir else reference[name].parent) / f"{name}.npz"
-    scorer.add(name, fake, real, ground_truth=truth if truth.is_file() else None)
+    scorer.add(name, fake, real, ground_truth=truths[name])
   results = scorer.results(mode="folders", label=generated_dir.name,
                            generated=str(generated_dir), reference=str(reference_dir))
-  target = output_dir or f"{str(generated_dir).rstrip(os.sep)}_metrics"
   write_reports(results, target)
   return results
 
@@ -782,6 +829,12 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   renderer = method.renderer(networks, params, saved,
                              batch_size or int(saved.get("eval_batch_size", 8)))
   truth_dir = Path(data_config.manual_dir) / "test"
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  cross_dir = Path(data_config.manual_dir) / synthetic.CROSS_SPLIT
+  target = output_dir or os.path.join(workdir, "eval")
+  check_output_dir(target, {"checkpoints folder": checkpointing.checkpoint_dir(workdir),
+                            "test split folder": truth_dir, "cross-identity folder": cross_dir,
+                            **_weight_inputs(options)})
   count = min(len(source), max_videos) if max_videos else len(source)
   scorer, cross_scorer = Scorer(options), Scorer(options)
   without_partner = []
@@ -813,8 +866,6 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
                            workdir=str(workdir), step=step,
                            test_split=getattr(source, "dataset_dir", str(data_config.manual_dir)))
-  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
-  cross_dir = Path(data_config.manual_dir) / synthetic.CROSS_SPLIT
   if cross_scorer.videos:
     cross = cross_scorer.results(mode="cross_identity", partners=str(cross_dir))
     del cross["definitions"]  # the top level's
@@ -824,7 +875,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
     results["cross_identity"] = cross
   else:
     results["cross_identity"] = not_computed(f"no cross-identity partners ({cross_dir}/<name>)")
-  write_reports(results, output_dir or os.path.join(workdir, "eval"))
+  write_reports(results, target)
   return results
 
 
@@ -845,7 +896,8 @@ def _define_flags():
   flags.DEFINE_string("generated", None, "Mode (b): folder of generated videos.")
   flags.DEFINE_string("reference", None, "Mode (b): folder of reference videos, same names.")
   flags.DEFINE_string("ground_truth", None, "Mode (b): folder of synthetic <name>.npz ground truth "
-                      "(default: beside the reference videos).")
+                      "(default: beside the reference videos); a folder given must exist and "
+                      "hold at least one video's.")
   flags.DEFINE_integer("resolution", None, "Mode (b): resize and pad both sides to this size.")
   flags.DEFINE_integer("max_videos", None, "Evaluate only the first N videos.")
   flags.DEFINE_string("output_dir", None, "Where metrics.json and metrics.md go (default: "
@@ -875,8 +927,7 @@ def main(argv):
       raise ValueError("give either --workdir (self-imitation) or --generated and --reference")
     if folder_mode and not (f.generated and f.reference):
       raise ValueError("--generated and --reference go together")
-    if f.max_videos is not None and f.max_videos < 1:
-      raise ValueError(f"--max_videos: must be >= 1, got {f.max_videos}")
+    errors.check_positive(f, "max_videos", "resolution", "batch_size")
     if f.flow_preset not in flow_lib.PRESETS:
       raise ValueError(f"--flow_preset: unknown preset {f.flow_preset!r}; known: "
                        f"{', '.join(flow_lib.PRESETS)}")

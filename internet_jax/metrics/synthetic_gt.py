@@ -64,6 +64,7 @@ def ground_truth_path(video_path: str | os.PathLike) -> Path:
 def load_ground_truth(path: str | os.PathLike, keys=EPE_KEYS + TEMPORAL_KEYS) -> dict:
   """The arrays `keys` (and OPTIONAL_KEYS where present) of a ground-truth npz (never
   unpickled); ValueError naming the file."""
+  from input_pipeline import annotations  # pylint: disable=g-import-not-at-top
   path = Path(path)
   try:
     with np.load(path, allow_pickle=False) as archive:
@@ -72,7 +73,7 @@ def load_ground_truth(path: str | os.PathLike, keys=EPE_KEYS + TEMPORAL_KEYS) ->
         raise ValueError(f"{path}: not a synthetic ground-truth file (missing {', '.join(missing)})")
       optional = [key for key in OPTIONAL_KEYS if key in archive.files]
       return {key: archive[key] for key in dict.fromkeys(tuple(keys) + tuple(optional))}
-  except (OSError, ValueError) as e:
+  except annotations.NPZ_ERRORS as e:
     message = str(e)
     raise ValueError(message if message.startswith(str(path)) else
                      f"{path}: unreadable ground truth ({' '.join(message.split())})") from None
