@@ -6,6 +6,7 @@ import pytest
 
 from input_pipeline import video_io
 from input_pipeline.video_io import VideoReadError
+from video_fixtures import save_cmyk_jpeg, save_with_orientation
 from video_fixtures import smooth_frames as _smooth_frames, write_pngs as _write_pngs
 
 
@@ -187,3 +188,65 @@ def test_corrupt_and_non_video_inputs_raise_one_line_errors(tmp_path):
     list(video_io.read_video_frames(tmp_path / "frames"))
   with pytest.raises(VideoReadError, match="text.mp4: not a readable video"):
     video_io.video_fps(tmp_path / "text.mp4")
+
+
+# ---------------------------------------------------------------------------------------------
+# Still images as people have them: CMYK, EXIF orientation, very large
+
+
+def test_cmyk_jpeg_frames_and_source_are_pillows_rgb(tmp_path):
+  from PIL import Image
+  from internet_jax import animate
+  folder = tmp_path / "cmyk"
+  folder.mkdir()
+  frames = _smooth_frames(2, 20, 28, seed=5)
+  paths = [save_cmyk_jpeg(folder / f"{t:07d}.jpg", frame) for t, frame in enumerate(frames)]
+  for path, read in zip(paths, video_io.read_video_frames(folder)):
+    with Image.open(path) as image:
+      assert image.mode == "CMYK"
+      expected = np.asarray(image.convert("RGB"))
+    np.testing.assert_array_equal(read, expected)
+    np.testing.assert_array_equal(animate.read_image(path), expected)  # the source image
+    # The colours survive (not the inks read as RGBA channels).
+    assert np.abs(read.astype(int) - frames[paths.index(path)]).mean() < 3
+
+
+@pytest.mark.parametrize("orientation, turns", [(6, -1), (8, 1)])
+def test_exif_orientation_is_applied_to_frames(tmp_path, orientation, turns):
+  stored = _smooth_frames(1, 12, 20, seed=6)[0]  # landscape as stored, portrait when shown
+  folder = tmp_path / "frames"
+  folder.mkdir()
+  save_with_orientation(folder / "0000000.png", stored, orientation)  # lossless: exact
+  save_with_orientation(folder / "0000001.jpg", stored, orientation)
+  png, jpeg = video_io.read_video_frames(folder)
+  np.testing.assert_array_equal(png, np.rot90(stored, turns))  # np.rot90: k > 0 anticlockwise
+  assert png.shape == jpeg.shape == (20, 12, 3)
+  assert np.abs(jpeg.astype(int) - png).mean() < 4
+
+
+def test_image_pixel_limit_is_configurable_and_named(tmp_path, monkeypatch):
+  path = tmp_path / "photo.png"
+  cv2.imwrite(str(path), np.zeros((30, 40, 3), np.uint8))  # 1200 pixels
+  monkeypatch.setenv(video_io.MAX_IMAGE_PIXELS_ENV, "1000")
+  with pytest.raises(VideoReadError, match=rf"^{path}: image 40x30 = 1200 pixels, larger than "
+                     r"the limit of 1000 pixels \(set \$INTERNET_JAX_MAX_IMAGE_PIXELS"):
+    video_io.read_image(path)
+  monkeypatch.setenv(video_io.MAX_IMAGE_PIXELS_ENV, "500")  # beyond twice it: Pillow's own error
+  with pytest.raises(VideoReadError, match=rf"^{path}: image larger than the limit of 500 "):
+    video_io.read_image(path)
+  monkeypatch.setenv(video_io.MAX_IMAGE_PIXELS_ENV, "lots")
+  with pytest.raises(ValueError, match=r"^\$INTERNET_JAX_MAX_IMAGE_PIXELS: must be a positive"):
+    video_io.read_image(path)
+  monkeypatch.setenv(video_io.MAX_IMAGE_PIXELS_ENV, "1200")
+  assert video_io.read_image(path).shape == (30, 40, 3)
+
+
+def test_images_beyond_pillows_decompression_bomb_default_are_read(tmp_path, monkeypatch):
+  from PIL import Image
+  monkeypatch.delenv(video_io.MAX_IMAGE_PIXELS_ENV, raising=False)
+  size = (9500, 9500)  # 90.25 M pixels, above Pillow's default limit of 89.48 M
+  assert size[0] * size[1] > 89_478_485 and size[0] * size[1] <= video_io.max_image_pixels()
+  path = tmp_path / "scan.png"
+  Image.new("RGB", size, (30, 60, 90)).save(path, compress_level=1)
+  image = video_io.read_image(path)
+  assert image.shape == (9500, 9500, 3) and tuple(image[-1, -1]) == (30, 60, 90)

@@ -27,3 +27,23 @@ def write_pngs(folder, frames, names=None):
       frame = frame[..., [2, 1, 0, 3]]
     name = names[index] if names else f"{index:07d}.png"
     assert cv2.imwrite(str(folder / name), np.ascontiguousarray(frame))
+
+
+def save_cmyk_jpeg(path, frame):
+  """An RGB uint8 frame saved as a CMYK JPEG, as print workflows write them (C = 255 - R, ...,
+  no black ink, so that any CMYK -> RGB formula gives the frame back)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  black = np.zeros(frame.shape[:2] + (1,), np.uint8)
+  cmyk = np.ascontiguousarray(np.concatenate([255 - frame, black], -1))
+  Image.frombytes("CMYK", frame.shape[1::-1], cmyk.tobytes()).save(path, quality=95)
+  return path
+
+
+def save_with_orientation(path, frame, orientation):
+  """An RGB uint8 frame stored as it is, with the EXIF orientation (tag 0x0112) saying how a
+  viewer turns it: 6 a quarter turn clockwise, 8 anticlockwise."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  Image.fromarray(frame).save(path, exif=exif)
+  return path
