@@ -69,7 +69,7 @@ def writing_to(path: str | os.PathLike):
   try:
     yield
   except OSError as error:
-    if error.filename is None:
+    if error.filename is None and error.strerror:  # an errno error; others carry their message
       error.filename = os.fspath(path)
     raise
 
