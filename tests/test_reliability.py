@@ -4,6 +4,8 @@ entry point ends in one line, a non-zero exit and no partial output.
 
 Everything runs on the tiny synthetic config and one dataset prepared for the module. The
 catalogue runs its subprocesses concurrently in a module fixture; a new row is one `Case(...)`.
+The file-system catalogue (FILE_CASES: the OS's refusals, outputs that are inputs, images as
+people have them, evaluate's inputs and sizes) needs no trained model and runs case by case.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import dataclasses
+import errno
+import glob
+import hashlib
 import os
 import pickle
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -30,12 +36,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from PIL import Image
 import pytest
 
 from input_pipeline import datasets, pipeline, video_io
-from internet_jax import checkpointing, monitor, sharding, train, workdir_lock
+from internet_jax import animate, checkpointing, errors, evaluate, monitor, sharding, train
+from internet_jax import workdir_lock
 from internet_jax.models import vgg
-from video_fixtures import smooth_frames, write_pngs
+from video_fixtures import save_cmyk_jpeg, save_with_orientation, smooth_frames, write_pngs
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
@@ -463,9 +471,11 @@ class Case:
   """One bad (or odd) input: `args` and the strings may use {tmp}, {data}, {tfds}, {workdir}.
 
   setup(tmp, env) prepares files; a failing case must exit non-zero with its last stderr line
-  starting `prefix` and containing every `expect` string, no traceback, and none of the `absent`
-  paths left behind (a directory holding only empty directories counts as absent). `succeeds`
-  cases must exit 0 with every `expect` string in stdout.
+  starting `prefix` and containing every `expect` string, no traceback, none of the `absent`
+  paths (glob patterns) left behind (a directory holding only empty directories counts as
+  absent) and the `unchanged` files as they were. `succeeds` cases must exit 0 with every
+  `expect` string in stdout. `file_size_limit`: the process may write no file larger (bytes),
+  as on a full disk.
   """
   id: str
   module: str
@@ -476,6 +486,8 @@ class Case:
   succeeds: bool = False
   prefix: str = "error: "
   env: tuple[tuple[str, str], ...] = ()
+  unchanged: tuple[str, ...] = ()
+  file_size_limit: int = 0
 
 
 MAIN, PREP, BENCH = "internet_jax.main", "input_pipeline.prepare", "input_pipeline.benchmark"
@@ -641,17 +653,34 @@ CASES = [
 ]
 
 
+def _digest(path: Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _limit_file_size(limit: int) -> Callable[[], None] | None:
+  """A preexec_fn under which writing past `limit` bytes fails with EFBIG, as a full disk fails
+  a write with ENOSPC (the signal the kernel sends first is ignored, as daemons do)."""
+  if not limit:
+    return None
+
+  def apply() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+  return apply
+
+
 def _run_case(case: Case, tmp: Path, env: dict) -> dict:
   """Sets up and runs one case in its own directory `tmp`."""
   fill = lambda text: text.format(tmp=tmp, **env)
   if case.setup is not None:
     case.setup(tmp, env)
   before = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+  digests = {path: _digest(Path(path)) for path in map(fill, case.unchanged)}
   started = time.monotonic()
   result = subprocess.run([sys.executable, "-m", case.module, *map(fill, case.args)], cwd=REPO,
                           env=dict(ENV, **dict(case.env)), capture_output=True, text=True,
-                          timeout=600)
-  return dict(result=result, seconds=time.monotonic() - started, before=before,
+                          timeout=600, preexec_fn=_limit_file_size(case.file_size_limit))
+  return dict(result=result, seconds=time.monotonic() - started, before=before, digests=digests,
               expect=[fill(s) for s in case.expect], absent=[fill(s) for s in case.absent])
 
 
@@ -669,7 +698,17 @@ def catalogue(tiny_config, reference, tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_catalogue(case, catalogue):
   outcome = catalogue[case.id]
-  result, tmp = outcome["result"], outcome["tmp"]
+  _check_outcome(case, outcome)
+  if case.id == "main_checkpoint_of_another_model_width":
+    # A refused resume writes nothing into the workdir (no event file, no new step).
+    tmp = outcome["tmp"]
+    after = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    assert after == outcome["before"]
+
+
+def _check_outcome(case: Case, outcome: dict) -> None:
+  """The contract of `Case` for the run `_run_case` returned."""
+  result = outcome["result"]
   stderr = result.stderr.strip()
   last = stderr.splitlines()[-1] if stderr else ""
   print(f"{case.id}: exit {result.returncode} after {outcome['seconds']:.1f} s: {last}")
@@ -683,13 +722,11 @@ def test_catalogue(case, catalogue):
   assert last.startswith(case.prefix), stderr[-3000:]
   for expected in outcome["expect"]:
     assert expected in last, (expected, last)
-  for path in map(Path, outcome["absent"]):
+  for path in map(Path, (match for pattern in outcome["absent"] for match in glob.glob(pattern))):
     # Empty directories may stay (TFDS makes its skeleton first); no file may.
     assert not path.exists() or not [p for p in path.rglob("*") if not p.is_dir()], path
-  if case.id == "main_checkpoint_of_another_model_width":
-    # A refused resume writes nothing into the workdir (no event file, no new step).
-    after = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
-    assert after == outcome["before"]
+  for path, digest in outcome["digests"].items():
+    assert _digest(Path(path)) == digest, f"{path} was changed"
 
 
 def test_verbose_shows_the_traceback(tmp_path):
@@ -739,3 +776,205 @@ def test_workdir_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path,
     with pytest.raises(ValueError, match="in use by another run"):  # ourselves, a second time
       workdir_lock.acquire(str(tmp_path))
   assert not path.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The file system, outputs that are inputs, images as people have them, evaluate's inputs.
+# Animate checks its inputs and output before it loads a model, so these cases name a workdir
+# that does not exist: a check that let the input through would fail on that instead.
+
+ANIMATE, EVALUATE, SYNTHETIC = "internet_jax.animate", "internet_jax.evaluate", \
+    "input_pipeline.synthetic"
+LONG = "n" * 300  # one path component longer than the 255 bytes file systems allow
+ANIMATE_ARGS = ("--workdir={tmp}/no_model", "--source={tmp}/person.png",
+                "--driving={tmp}/dance.mp4")
+FOLDERS = ("--generated={tmp}/gen", "--reference={tmp}/ref", "--flow_preset=ultrafast")
+LIMIT = "INTERNET_JAX_MAX_IMAGE_PIXELS"
+
+
+def _media(tmp: Path, env: dict) -> None:
+  """{tmp}/person.png (40x30), {tmp}/dance.mp4, {tmp}/file, and gen/ and ref/ of one video `a`
+  (three 24x24 PNG frames) for evaluate."""
+  Image.fromarray(smooth_frames(1, 30, 40, 1)[0]).save(tmp / "person.png")
+  video_io.write_video(tmp / "dance.mp4", smooth_frames(4, 32, 32, 2))
+  (tmp / "file").write_text("not a folder")
+  write_pngs(tmp / "gen" / "a", smooth_frames(3, 24, 24, 3))
+  write_pngs(tmp / "ref" / "a", smooth_frames(3, 24, 24, 4))
+
+
+def _and(*setups: Callable[[Path, dict], None]) -> Callable[[Path, dict], None]:
+  """`_media`, then each of `setups`."""
+  def setup(tmp: Path, env: dict) -> None:
+    for step in (_media, *setups):
+      step(tmp, env)
+  return setup
+
+
+def _symlink(link: str, target: str) -> Callable[[Path, dict], None]:
+  return lambda tmp, env: (tmp / link).symlink_to(tmp / target)
+
+
+def _pairs_reading_an_output(tmp: Path, env: dict) -> None:
+  """A pairs CSV whose second row drives with out/person__dance.mp4, the first row's output (a
+  previous run's video)."""
+  (tmp / "out").mkdir()
+  shutil.copy(tmp / "dance.mp4", tmp / "out" / "person__dance.mp4")
+  (tmp / "pairs.csv").write_text("source,driving\nperson.png,dance.mp4\n"
+                                 "person.png,out/person__dance.mp4\n")
+
+
+def _damaged_npz(tmp: Path, env: dict) -> None:
+  """ref/a.npz: a real compressed npz cut in half (an interrupted copy)."""
+  np.savez_compressed(tmp / "ref" / "a.npz", source_coords=np.zeros((3, 24, 24, 2), np.float32))
+  data = (tmp / "ref" / "a.npz").read_bytes()
+  (tmp / "ref" / "a.npz").write_bytes(data[:len(data) // 2])
+
+
+def _frames_as_people_have_them(tmp: Path, env: dict) -> None:
+  """A training video of three JPEG frames: CMYK, EXIF-rotated (stored landscape), plain."""
+  frames = smooth_frames(3, 24, 32, 5)
+  folder = tmp / "videos" / "train" / "photos"
+  folder.mkdir(parents=True)
+  save_cmyk_jpeg(folder / "0000000.jpg", frames[0])
+  save_with_orientation(folder / "0000001.jpg", frames[1], 6)
+  Image.fromarray(frames[2]).save(folder / "0000002.jpg")
+  write_pngs(tmp / "videos" / "test" / "t", smooth_frames(3, 24, 24, 9))
+
+
+FILE_CASES = [
+    # The OS's refusals: one line naming the path, whatever the member of the OSError family.
+    Case("animate_output_name_too_long", ANIMATE, (*ANIMATE_ARGS, f"--output={{tmp}}/{LONG}.mp4"),
+         (f"{{tmp}}/{LONG}.mp4: File name too long",), setup=_media),
+    Case("animate_source_name_too_long", ANIMATE,
+         ("--workdir={tmp}/no_model", f"--source={{tmp}}/{LONG}.png", "--driving={tmp}/dance.mp4",
+          "--output={tmp}/o.mp4"), (f"{{tmp}}/{LONG}.png: File name too long",), setup=_media),
+    Case("animate_source_is_a_folder", ANIMATE,
+         ("--workdir={tmp}/no_model", "--source={tmp}/gen", "--driving={tmp}/dance.mp4",
+          "--output={tmp}/o.mp4"), ("{tmp}/gen: not an image file",), setup=_media),
+    Case("animate_driving_under_a_file", ANIMATE,
+         ("--workdir={tmp}/no_model", "--source={tmp}/person.png", "--driving={tmp}/file/d.mp4",
+          "--output={tmp}/o.mp4"), ("{tmp}/file/d.mp4",), setup=_media),
+    Case("evaluate_output_dir_is_a_file", EVALUATE, (*FOLDERS, "--output_dir={tmp}/file"),
+         ("--output_dir: {tmp}/file: cannot write here ({tmp}/file is not a directory)",),
+         setup=_media),
+    Case("evaluate_output_dir_name_too_long", EVALUATE, (*FOLDERS, f"--output_dir={{tmp}}/{LONG}"),
+         (f"{{tmp}}/{LONG}: File name too long",), setup=_media),
+    Case("evaluate_disk_full", EVALUATE, (*FOLDERS, "--output_dir={tmp}/out"),
+         ("--output_dir: cannot write {tmp}/out: File too large",), setup=_media,
+         absent=("{tmp}/out",), file_size_limit=2000),
+    Case("synthetic_output_dir_name_too_long", SYNTHETIC,
+         (f"--output_dir={{tmp}}/{LONG}", "--num_videos=1", "--num_frames=2", "--resolution=32"),
+         (f"{{tmp}}/{LONG}: File name too long",)),
+    Case("synthetic_disk_full", SYNTHETIC,
+         ("--output_dir={tmp}/out", "--num_videos=1", "--num_frames=2", "--resolution=32"),
+         ("{tmp}/out: File too large",), absent=("{tmp}/out", "{tmp}/.out.partial-*"),
+         file_size_limit=1000),
+    Case("prepare_data_dir_is_a_file", PREP,
+         ("--name=folder", "--manual_dir={tmp}/videos", "--data_dir={tmp}/file",
+          "--resolution=32", "--min_driving_offset=0"), ("{tmp}/file", "Not a directory"),
+         setup=_and(_frames_as_people_have_them), prefix="prepare: "),
+    Case("prepare_manual_dir_name_too_long", PREP,
+         ("--name=folder", f"--manual_dir={{tmp}}/{LONG}", "--data_dir={tmp}/tfds",
+          "--resolution=32", "--min_driving_offset=0"), (f"{{tmp}}/{LONG}: File name too long",),
+         absent=("{tmp}/tfds",), prefix="prepare: "),
+    # Outputs that are inputs, however spelt: refused before anything is written.
+    Case("animate_output_is_the_driving_video", ANIMATE,
+         (*ANIMATE_ARGS, "--output={tmp}/./gen/../dance.mp4"),
+         ("{tmp}/gen/../dance.mp4: is the driving video {tmp}/dance.mp4",), setup=_media,
+         unchanged=("{tmp}/dance.mp4",)),
+    Case("animate_output_is_a_link_to_the_source", ANIMATE,
+         ("--workdir={tmp}/no_model", "--source={tmp}/dance.mp4", "--driving={tmp}/gen/a",
+          "--output={tmp}/link.mp4"), ("{tmp}/link.mp4: is the source {tmp}/dance.mp4",),
+         setup=_and(_symlink("link.mp4", "dance.mp4")), unchanged=("{tmp}/dance.mp4",)),
+    Case("animate_pairs_output_is_another_rows_input", ANIMATE,
+         ("--workdir={tmp}/no_model", "--pairs={tmp}/pairs.csv", "--output_dir={tmp}/out"),
+         ("{tmp}/pairs.csv:2: {tmp}/out/person__dance.mp4: is the driving video on line 3",),
+         setup=_and(_pairs_reading_an_output), unchanged=("{tmp}/out/person__dance.mp4",)),
+    Case("evaluate_output_dir_is_the_reference", EVALUATE, (*FOLDERS, "--output_dir={tmp}/ref"),
+         ("{tmp}/ref: is the reference videos folder",), setup=_media,
+         absent=("{tmp}/ref/metrics.*", "{tmp}/ref/.metrics.*")),
+    Case("evaluate_output_dir_inside_generated_by_a_link", EVALUATE,
+         (*FOLDERS, "--output_dir={tmp}/link/scores"),
+         ("{tmp}/link/scores: is inside the generated videos folder {tmp}/gen",),
+         setup=_and(_symlink("link", "gen/a")), absent=("{tmp}/gen/a/scores",)),
+    Case("evaluate_report_over_a_weights_file", EVALUATE,
+         (*FOLDERS, "--output_dir={tmp}/out", "--lpips_weights={tmp}/out/metrics.json"),
+         ("{tmp}/out/metrics.json: is the --lpips_weights file",),
+         setup=_and(_write("out/metrics.json", b"weights")), unchanged=("{tmp}/out/metrics.json",)),
+    # Images as people have them: CMYK and EXIF-rotated frames are read; the pixel limit is
+    # configurable and named.
+    Case("prepare_cmyk_and_rotated_jpeg_frames", PREP, PREPARE, SUMMARY_3, succeeds=True,
+         setup=_frames_as_people_have_them),
+    Case("animate_source_over_the_pixel_limit", ANIMATE, (*ANIMATE_ARGS, "--output={tmp}/o.mp4"),
+         ("{tmp}/person.png: image 40x30 = 1200 pixels, larger than the limit of 1000 pixels",
+          f"${LIMIT}"), setup=_media, env=((LIMIT, "1000"),), absent=("{tmp}/o.mp4",)),
+    Case("prepare_frames_over_the_pixel_limit", PREP, PREPARE,
+         ("{tmp}/videos/train/photos/0000000.jpg", "larger than the limit of 300 pixels"),
+         setup=_frames_as_people_have_them, env=((LIMIT, "300"),), absent=("{tmp}/tfds",),
+         prefix="prepare: "),
+    Case("animate_pixel_limit_not_a_number", ANIMATE, (*ANIMATE_ARGS, "--output={tmp}/o.mp4"),
+         (f"${LIMIT}: must be a positive number of pixels, got 'lots'",), setup=_media,
+         env=((LIMIT, "lots"),)),
+    # evaluate's inputs, and sizes and counts below 1 (evaluate and animate).
+    Case("evaluate_missing_ground_truth_folder", EVALUATE,
+         (*FOLDERS, "--ground_truth={tmp}/nowhere", "--output_dir={tmp}/out"),
+         ("--ground_truth: {tmp}/nowhere is not a folder",), setup=_media, absent=("{tmp}/out",)),
+    Case("evaluate_ground_truth_folder_without_npz", EVALUATE,
+         (*FOLDERS, "--ground_truth={tmp}/gen", "--output_dir={tmp}/out"),
+         ("--ground_truth: {tmp}/gen holds none of the <name>.npz files of the 1 videos (a)",),
+         setup=_media, absent=("{tmp}/out",)),
+    Case("evaluate_truncated_ground_truth", EVALUATE, (*FOLDERS, "--output_dir={tmp}/out"),
+         ("{tmp}/ref/a.npz: unreadable ground truth",), setup=_and(_damaged_npz),
+         absent=("{tmp}/out",)),
+    Case("evaluate_ground_truth_not_an_npz", EVALUATE, (*FOLDERS, "--output_dir={tmp}/out"),
+         ("{tmp}/ref/a.npz: unreadable ground truth",),
+         setup=_and(_write("ref/a.npz", b"PK\x03\x04 not really")), absent=("{tmp}/out",)),
+    Case("evaluate_zero_resolution", EVALUATE, (*FOLDERS, "--resolution=0"),
+         ("--resolution: must be at least 1, got 0",), setup=_media, absent=("{tmp}/gen_metrics",)),
+    Case("evaluate_negative_max_videos", EVALUATE, (*FOLDERS, "--max_videos=-2"),
+         ("--max_videos: must be at least 1, got -2",), setup=_media),
+    Case("evaluate_zero_batch_size", EVALUATE, ("--workdir={tmp}/w", "--batch_size=0"),
+         ("--batch_size: must be at least 1, got 0",)),
+    Case("animate_negative_batch_size", ANIMATE,
+         (*ANIMATE_ARGS, "--output={tmp}/o.mp4", "--batch_size=-3"),
+         ("--batch_size: must be at least 1, got -3",), setup=_media, absent=("{tmp}/o.mp4",)),
+]
+
+
+@pytest.mark.parametrize("case", FILE_CASES, ids=[c.id for c in FILE_CASES])
+def test_file_system_catalogue(case, tmp_path):
+  _check_outcome(case, dict(_run_case(case, tmp_path, {}), tmp=tmp_path))
+
+
+@pytest.mark.parametrize("error, line", [
+    (PermissionError(errno.EACCES, "Permission denied", "/srv/out"), "/srv/out: Permission denied"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/w"), "/mnt/ro/w: Read-only file system"),
+    (OSError(errno.ENOSPC, "No space left on device"), "/data/out: No space left on device"),
+    (OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b"),
+     "/a -> /b: Invalid cross-device link"),
+    (FileNotFoundError("/w/checkpoints: no checkpoints"), "/w/checkpoints: no checkpoints"),
+])
+def test_every_os_error_is_one_line_naming_its_path(error, line, capsys):
+  # A write() on a full disk names no file: writing_to supplies the output's.
+  with pytest.raises(SystemExit) as exit_info:
+    with errors.user_errors(), errors.writing_to("/data/out"):
+      raise error
+  assert exit_info.value.code == 1
+  assert capsys.readouterr().err == f"error: {line}\n"
+
+
+def _full_disk(*args, **kwargs):
+  raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_leaves_no_partial_report_or_video(tmp_path, monkeypatch):
+  # The last step of each writer fails as a full disk makes it fail: nothing is left behind.
+  monkeypatch.setattr(os, "replace", _full_disk)
+  monkeypatch.setattr(evaluate, "format_markdown", lambda results: "# Metrics\n")
+  with pytest.raises(ValueError, match=rf"^--output_dir: cannot write {tmp_path}/scores: No "
+                     "space left on device$"):
+    evaluate.write_reports({"mean": {}}, tmp_path / "scores")
+  video = tmp_path / "video.mp4"
+  with pytest.raises(ValueError, match=rf"^{video}: cannot write \(No space left on device\)$"):
+    animate.write_atomically(video, smooth_frames(2, 16, 16), fps=10.0)
+  assert list(tmp_path.iterdir()) == []
