@@ -20,7 +20,6 @@ import os
 import pickle
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -657,16 +656,21 @@ def _digest(path: Path) -> str:
   return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _limit_file_size(limit: int) -> Callable[[], None] | None:
-  """A preexec_fn under which writing past `limit` bytes fails with EFBIG, as a full disk fails
-  a write with ENOSPC (the signal the kernel sends first is ignored, as daemons do)."""
-  if not limit:
-    return None
+# `python -c THIS LIMIT MODULE ARGS...` runs `python -m MODULE ARGS...` in a process that may
+# write no file past LIMIT bytes: such a write fails with EFBIG, as a full disk fails it with
+# ENOSPC (SIGXFSZ, sent first, is ignored, as daemons do). Set in the child itself: a preexec_fn
+# would fork this multithreaded (JAX) process.
+_WITH_FILE_SIZE_LIMIT = (
+    "import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "limit = int(sys.argv.pop(1)); resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
 
-  def apply() -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-  return apply
+
+def _command(case: Case) -> list[str]:
+  """The interpreter's arguments that run `case.module`."""
+  if case.file_size_limit:
+    return ["-c", _WITH_FILE_SIZE_LIMIT, str(case.file_size_limit), case.module]
+  return ["-m", case.module]
 
 
 def _run_case(case: Case, tmp: Path, env: dict) -> dict:
@@ -677,9 +681,9 @@ def _run_case(case: Case, tmp: Path, env: dict) -> dict:
   before = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
   digests = {path: _digest(Path(path)) for path in map(fill, case.unchanged)}
   started = time.monotonic()
-  result = subprocess.run([sys.executable, "-m", case.module, *map(fill, case.args)], cwd=REPO,
+  result = subprocess.run([sys.executable, *_command(case), *map(fill, case.args)], cwd=REPO,
                           env=dict(ENV, **dict(case.env)), capture_output=True, text=True,
-                          timeout=600, preexec_fn=_limit_file_size(case.file_size_limit))
+                          timeout=600)
   return dict(result=result, seconds=time.monotonic() - started, before=before, digests=digests,
               expect=[fill(s) for s in case.expect], absent=[fill(s) for s in case.absent])
 
