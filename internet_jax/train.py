@@ -49,28 +49,15 @@ class TrainState:
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """One-line errors naming the field, before anything is prepared, written or compiled: the
-  shared sections here, the method's own through `Method.validate_config`."""
+  """One-line errors naming the field, before anything is prepared, written or compiled: every
+  numeric field against its rule (`config_checks.NUMERIC_RULES`), the shared sections here, the
+  method's own through `Method.validate_config`."""
   method = method_lib.get(config.get("method", "internet"))
+  config_checks.check_numeric_fields(config)
   config_checks.require_choice(config, "data.name", datasets.NAMES, "dataset")
-  config_checks.require_int(config, "data.resolution", 1)
-  for name, minimum in (("min_driving_offset", 0), ("num_repeats", 1), ("worker_count", 0)):
-    config_checks.require_int(config, f"data.{name}", minimum)
   config_checks.require_choice(config, "data.flow_preset", tuple(flow_lib.PRESETS), "DIS preset")
   method.validate_config(config)
   sharding.check_batch_size(config.batch_size)
-  config_checks.require(
-      config_checks.is_int(config.num_train_steps) and (config.num_train_steps > 0
-                                                        or config.num_train_steps == -1),
-      "num_train_steps", f"must be > 0, or -1 for num_epochs, got {config.num_train_steps!r}")
-  if config.num_train_steps == -1:
-    config_checks.require(config.num_epochs > 0, "num_epochs",
-                          f"must be > 0, got {config.num_epochs!r}")
-  for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
-               "max_consecutive_nonfinite", "eval_frames_per_video", "eval_batch_size"):
-    config_checks.require_int(config, name, 1)
-  for name in ("image_every_steps", "num_eval_videos", "eval_every_steps", "profile_steps"):
-    config_checks.require_int(config, name, 0)
 
 
 def create_train_state(config: ml_collections.ConfigDict, method: method_lib.Method, networks,

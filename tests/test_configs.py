@@ -1,9 +1,15 @@
 """Every experiment config loads and passes the model/temporal validation; the Table 2 names map
 to the paper's schemes; bad values give one-line errors naming the field."""
+import math
+import re
+
+import ml_collections
 import pytest
 
 from configs import ablations, dancefashion, default, synthetic
-from internet_jax import losses, method, monitor, optimizers, train
+from configs.bdmm import common as bdmm_common
+from configs.bdmm import synthetic as bdmm_synthetic
+from internet_jax import config_checks, losses, method, monitor, optimizers, train
 from internet_jax.methods.internet import networks
 
 ALL_CONFIGS = {
@@ -83,6 +89,78 @@ def test_bad_values_are_named(field, value, message):
   with pytest.raises(ValueError, match=message.replace(".", r"\.")) as info:
     train.validate_config(config)
   assert "\n" not in str(info.value)
+
+
+
+# Every config file's numeric fields, each set to values no rule accepts: NaN and inf for floats,
+# a negative number for all (num_train_steps: -2, as -1 means "from num_epochs").
+NUMERIC_CONFIGS = {**ALL_CONFIGS, "bdmm_common": bdmm_common.get_config,
+                   "bdmm_synthetic": bdmm_synthetic.get_config,
+                   "bdmm_synthetic_tiny": lambda: bdmm_synthetic.get_config("tiny")}
+
+
+def _bad_numeric_values():
+  """(config name, dotted field, bad value) for every numeric field of every config."""
+  cases = {}
+  for name, get_config in NUMERIC_CONFIGS.items():
+    for field, value in config_checks._numeric_fields(get_config()):
+      first = value[0] if isinstance(value, (tuple, list)) else value
+      bad = [-2 if field == "num_train_steps" else -1]
+      if isinstance(first, float):
+        bad += [math.nan, math.inf, -math.inf]
+      for bad_value in bad:
+        cases.setdefault((field, repr(bad_value)), (name, field, bad_value))
+  return sorted(cases.values(), key=lambda case: (case[1], repr(case[2])))
+
+
+def _with(config, field: str, value):
+  """A copy of `config` with `field` set to `value` (a tuple field: its last element), past
+  ConfigDict's type checks as a value from a config file would be."""
+  tree = config.to_dict()
+  *parents, leaf = field.split(".")
+  node = tree
+  for parent in parents:
+    node = node[parent]
+  old = node[leaf]
+  node[leaf] = (*old[:-1], value) if isinstance(old, (tuple, list)) else value
+  return ml_collections.ConfigDict(tree)
+
+
+@pytest.mark.parametrize("name, field, value", _bad_numeric_values(),
+                         ids=lambda v: v if isinstance(v, str) else repr(v))
+def test_every_numeric_field_refuses_non_finite_and_negative_values(name, field, value):
+  config = _with(NUMERIC_CONFIGS[name](), field, value)
+  with pytest.raises(ValueError) as info:
+    train.validate_config(config)
+  assert str(info.value).startswith(f"config.{field}: ") and "\n" not in str(info.value)
+  assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("field, value, accepted", [
+    ("model.motion.detector_resolution", 0, True),  # 0 = the base resolution
+    ("profile_steps", 0, True),  # off
+    ("image_every_steps", 0, True),
+    ("num_eval_videos", 0, True),
+    ("num_train_steps", -1, True),  # from num_epochs
+    ("data.worker_count", 0, True),
+    ("optimizer.b2", 1.0, False),  # a decay of 1 never forgets
+    ("optimizer.b1", 0.0, True),
+    ("data.color_jitter.hue", 0.6, False),  # beyond half the hue circle
+    ("data.synthetic.num_frames", 1, False),  # flows need two frames
+    ("model.motion.temperature", 0.0, False),
+    ("loss.tps_points", 0, False),
+    ("loss.pyramid_scales", 1.5, False),
+    ("num_epochs", 0, False),
+    ("sample_animation_frames", 0, False),
+    ("data.prefetch_buffer_size", 0, False),
+])
+def test_numeric_rules_at_their_edges(field, value, accepted):
+  config = _with(synthetic.get_config("tiny"), field, value)
+  if accepted:
+    train.validate_config(config)
+  else:
+    with pytest.raises(ValueError, match=rf"^config\.{re.escape(field)}: "):
+      train.validate_config(config)
 
 
 @pytest.mark.parametrize("name, content, message", [
