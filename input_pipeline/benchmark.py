@@ -171,8 +171,7 @@ def _get_source(config):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # stray words are refused by errors.flags_parser
   from internet_jax import cli  # pylint: disable=g-import-not-at-top
   cli.console_policy(_VERBOSE.value)
   with errors.user_errors(verbose=_VERBOSE.value):

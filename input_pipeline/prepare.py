@@ -77,8 +77,7 @@ def summary(builder) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  del argv  # stray words are refused by errors.flags_parser
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from internet_jax import cli, errors  # pylint: disable=g-import-not-at-top
   cli.start(verbose=False)

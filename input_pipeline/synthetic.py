@@ -1258,7 +1258,7 @@ def _define_flags():
 def main(argv):
   from absl import flags  # pylint: disable=g-import-not-at-top
   from internet_jax import cli  # pylint: disable=g-import-not-at-top
-  errors.reject_extra_arguments(argv)
+  del argv  # stray words are refused by errors.flags_parser
   f = flags.FLAGS
   cli.console_policy(f.verbose)
   # A full disk while writing, say, is one line naming the output folder.
@@ -1274,7 +1274,7 @@ def run() -> None:
   """The `internet-jax-synthetic` console script."""
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=errors.flags_parser())
 
 
 if __name__ == "__main__":

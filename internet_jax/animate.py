@@ -393,9 +393,8 @@ def _check_flags(flags_) -> None:
 
 def main(argv) -> None:
   """Validates inputs and the output location first (cheap), then loads the model."""
+  del argv  # stray words are refused by errors.flags_parser
   flags_ = flags.FLAGS
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Keep the terminal to the progress bar, warnings and errors (INFO with --verbose).
   cli.start(flags_.verbose, level=logging.WARNING)
   with errors.user_errors(verbose=flags_.verbose):
@@ -428,7 +427,7 @@ def main(argv) -> None:
 def run() -> None:
   """The `internet-jax-animate` console script."""
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=errors.flags_parser())
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def convert(network: str, sources: Sequence[str], destination: str = "") -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
+  from internet_jax import errors  # pylint: disable=g-import-not-at-top
+  parser = errors.ArgumentParser(
       prog="python -m internet_jax.convert_weights",
       description="Convert PyTorch weights into the .safetensors files internet_jax reads.",
       epilog=f"Without DST the file goes to {weights.weights_dir()} (set $INTERNET_JAX_WEIGHTS "

@@ -14,11 +14,14 @@ a scheduler sees the run did not finish and restarts it; a rerun resumes).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
 import signal
 import sys
+import sysconfig
+import traceback
 from typing import Callable, Sequence
 
 from absl import flags
@@ -209,6 +212,29 @@ def _config_file_message(error: BaseException, argv: Sequence[str], name: str) -
   return f"--{name}={given}: {lines[-1] if lines else type(error).__name__}"
 
 
+def _config_code_message(error: BaseException) -> str:
+  """`FILE:LINE: Type: message` for an exception raised while a config file loaded: the line is
+  the innermost one in a file of the user's (not Python's own or an installed package's)."""
+  where = None
+  if isinstance(error, SyntaxError) and error.filename:
+    where = f"{error.filename}:{error.lineno}"
+  else:
+    for frame, line in traceback.walk_tb(error.__traceback__):
+      if not _is_library_file(frame.f_code.co_filename):
+        where = f"{frame.f_code.co_filename}:{line}"
+  reason = error.msg if isinstance(error, SyntaxError) else one_line(error)
+  return f"{where or 'config file'}: {type(error).__name__}: {reason}"
+
+
+def _is_library_file(path: str) -> bool:
+  """Python's standard library, an installed package or a frozen module."""
+  if path.startswith("<"):
+    return True
+  libraries = {sysconfig.get_paths()[name] for name in ("stdlib", "purelib", "platlib")}
+  path = os.path.abspath(path)
+  return any(path.startswith(os.path.join(folder, "")) for folder in libraries)
+
+
 def _flag_error_message(error: flags.Error) -> str:
   """One line for absl's flag errors, which may embed a traceback."""
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -264,9 +290,23 @@ def flags_parser(*config_names: str) -> Callable[[list[str]], list[str]]:
       if verbose:
         raise
       _report(_config_file_message(error, argv, config_names[0] if config_names else "config"), 1)
+    except Exception as error:  # pylint: disable=broad-except
+      # A config file is code: a syntax error, a failed import, a division by zero in it.
+      if verbose or not config_names:
+        raise
+      _report(_config_code_message(error), 1)
+    reject_extra_arguments(remaining)
     return remaining
 
   return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for the entry points that take positional arguments: a bad argument is one line
+  `error: <argparse's message>` and exit status 1, not the usage text."""
+
+  def error(self, message: str):
+    _report(f"{one_line(message)} (see --help)", 1)
 
 
 def signal_name(signum: int) -> str:

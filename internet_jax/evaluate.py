@@ -914,7 +914,7 @@ def main(argv):
   from absl import logging  # pylint: disable=g-import-not-at-top
   from internet_jax import cli, errors  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  errors.reject_extra_arguments(argv)
+  del argv  # stray words are refused by errors.flags_parser
   f = flags.FLAGS
   # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
   cli.start(f.verbose, level=logging.WARNING)
@@ -952,8 +952,9 @@ def main(argv):
 def run() -> None:
   """The `internet-jax-evaluate` console script."""
   from absl import app  # pylint: disable=g-import-not-at-top
+  from internet_jax import errors  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=errors.flags_parser("config"))
 
 
 if __name__ == "__main__":

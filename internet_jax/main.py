@@ -61,7 +61,7 @@ def initialize_distributed() -> None:
 
 
 def main(argv):
-  errors.reject_extra_arguments(argv)
+  del argv  # stray words are refused by errors.flags_parser
   if FLAGS.print_config:
     sys.stdout.write(str(FLAGS.config))
     return

@@ -950,6 +950,86 @@ def test_file_system_catalogue(case, tmp_path):
   _check_outcome(case, dict(_run_case(case, tmp_path, {}), tmp=tmp_path))
 
 
+# ---------------------------------------------------------------------------------------------
+# 7. Config values and files, and flags: every CLI parses the same way. The config files are
+# the user's code: the line names the file and line of the failure.
+
+CONVERT = "internet_jax.convert_weights"
+BROKEN_CONFIGS = {
+    "syntax.py": "import ml_collections\n\ndef get_config():\n  return ml_collections.ConfigDict(\n",
+    "imports.py": "import ml_collections\nimport no_such_module_anywhere\n",
+    "divides.py": "from configs import default\n\ndef get_config():\n  config = default.get_config()\n"
+                  "  config.batch_size = 16 // 0\n  return config\n",
+}
+
+
+def _broken_configs(tmp: Path, env: dict) -> None:
+  for name, text in BROKEN_CONFIGS.items():
+    (tmp / name).write_text(text)
+
+
+CONFIG_AND_FLAG_CASES = [
+    # Numeric config values: refused before data, workdir or compilation.
+    Case("main_nan_config_value", MAIN, (TINY, W, "--config.loss.tps_sigma_tps=nan"),
+         ("config.loss.tps_sigma_tps: must be a number >= 0, got nan",), absent=NO_W),
+    Case("main_infinite_learning_rate", MAIN, (TINY, W, "--config.optimizer.g_lr=inf"),
+         ("config.optimizer.g_lr: must be a number > 0, got inf",), absent=NO_W),
+    Case("main_decay_of_one", MAIN, (TINY, W, "--config.optimizer.b2=1.0"),
+         ("config.optimizer.b2: must be a number in [0, 1), got 1.0",), absent=NO_W),
+    Case("main_one_frame_synthetic_videos", MAIN,
+         (TINY, W, "--config.data.synthetic.num_frames=1", "--config.data.manual_dir={tmp}/syn",
+          "--config.data.data_dir={tmp}/tfds"),
+         ("config.data.synthetic.num_frames: must be an integer >= 2",),
+         absent=(*NO_W, "{tmp}/syn", "{tmp}/tfds")),
+    # Config files that do not load: one line with the file and line.
+    Case("main_config_syntax_error", MAIN, ("--config={tmp}/syntax.py", W),
+         ("{tmp}/syntax.py:4: SyntaxError: '(' was never closed",), setup=_broken_configs,
+         absent=NO_W),
+    Case("main_config_import_error", MAIN, ("--config={tmp}/imports.py", W),
+         ("{tmp}/imports.py:2: ModuleNotFoundError: No module named 'no_such_module_anywhere'",),
+         setup=_broken_configs, absent=NO_W),
+    Case("main_config_raises", MAIN, ("--config={tmp}/divides.py", W),
+         ("{tmp}/divides.py:5: ZeroDivisionError",), setup=_broken_configs, absent=NO_W),
+    Case("benchmark_config_syntax_error", BENCH, ("--config={tmp}/syntax.py",),
+         ("{tmp}/syntax.py:4: SyntaxError",), setup=_broken_configs),
+    # Flags: a bad value, an unknown flag or a stray word is one line naming it, in every CLI.
+    Case("animate_stray_word", ANIMATE, (*ANIMATE_ARGS, "--output={tmp}/o.mp4", "now"),
+         ("unexpected arguments: now",), absent=("{tmp}/o.mp4",)),
+    Case("animate_batch_size_not_a_number", ANIMATE, (*ANIMATE_ARGS, "--batch_size=many"),
+         ("flag --batch_size=many",)),
+    Case("evaluate_stray_word", EVALUATE, (*FOLDERS, "please"), ("unexpected arguments: please",),
+         absent=("{tmp}/gen_metrics",)),
+    Case("evaluate_unknown_flag", EVALUATE, (*FOLDERS, "--metric=ssim"),
+         ("Unknown command line flag 'metric'",)),
+    Case("synthetic_resolution_not_a_number", SYNTHETIC,
+         ("--output_dir={tmp}/out", "--resolution=64px"), ("flag --resolution=64px",),
+         absent=("{tmp}/out",)),
+    Case("synthetic_stray_word", SYNTHETIC, ("--output_dir={tmp}/out", "render"),
+         ("unexpected arguments: render",), absent=("{tmp}/out",)),
+    Case("prepare_stray_word", PREP, (*PREPARE, "now"), ("unexpected arguments: now",),
+         absent=("{tmp}/tfds",)),
+    Case("prepare_workers_not_a_number", PREP, (*PREPARE, "--num_workers=two"),
+         ("flag --num_workers=two",), absent=("{tmp}/tfds",)),
+    Case("benchmark_stray_word", BENCH, (TINY, "--fake", "fast"), ("unexpected arguments: fast",)),
+    Case("benchmark_batches_not_a_number", BENCH, (TINY, "--fake", "--num_batches=ten"),
+         ("flag --num_batches=ten",)),
+    Case("convert_weights_unknown_network", CONVERT, ("resnet", "{tmp}/w.pth"),
+         ("argument network: invalid choice: 'resnet'",)),
+    Case("convert_weights_unknown_flag", CONVERT, ("vgg19", "{tmp}/w.pth", "--dtype=half"),
+         ("unrecognized arguments: --dtype=half",)),
+]
+
+
+@pytest.mark.parametrize("case", CONFIG_AND_FLAG_CASES, ids=[c.id for c in CONFIG_AND_FLAG_CASES])
+def test_config_and_flag_catalogue(case, tmp_path):
+  outcome = dict(_run_case(case, tmp_path, {}), tmp=tmp_path)
+  _check_outcome(case, outcome)
+  # No usage text: nothing but the error line and absl's log lines (main logs its devices).
+  lines = [line for line in outcome["result"].stderr.strip().splitlines()
+           if not re.match(r"[IWEF]\d{4} ", line)]
+  assert len(lines) == 1, lines
+
+
 @pytest.mark.parametrize("error, line", [
     (PermissionError(errno.EACCES, "Permission denied", "/srv/out"), "/srv/out: Permission denied"),
     (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/w"), "/mnt/ro/w: Read-only file system"),
