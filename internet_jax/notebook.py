@@ -221,11 +221,19 @@ def read_images(workdir: str | os.PathLike, tag: str) -> list[tuple[int, np.ndar
   return images
 
 
-def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[int, int] = (320, 200)
-               ) -> np.ndarray:
+# A model curve's baseline is the scalar of the same tag with one of these suffixes (the trivial
+# baselines the evaluation logs beside every score, `reconstruction.evaluate_reconstruction`).
+BASELINE_SUFFIXES = ("_copy_source", "_zero_motion")
+_CURVE_COLOUR, _BASELINE_COLOUR = (31, 119, 180), (230, 120, 20)
+
+
+def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[int, int] = (320, 200),
+               baseline: tuple[np.ndarray, np.ndarray] | None = None,
+               baseline_name: str = "baseline") -> np.ndarray:
   """A line plot of values over steps as a uint8 RGB image (width, height = `size`): the title
   with the last value, the y range on the left, the step range below. Non-finite values are left
-  out (and counted in the title)."""
+  out (and counted in the title). `baseline` (steps, values), e.g. copy-source's score on the
+  same frames, is drawn in orange on the same axes and its last value named in the title."""
   width, height = size
   image = np.full((height, width, 3), 255, np.uint8)
   steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
@@ -234,27 +242,37 @@ def plot_curve(steps: np.ndarray, values: np.ndarray, title: str, size: tuple[in
   label = title if not len(values) else f"{title}: {logs.format_number(values[-1])}"
   if (~finite).any():
     label += f" ({int((~finite).sum())} non-finite)"
+  lines = [(steps[finite], values[finite], _CURVE_COLOUR)]
+  if baseline is not None:
+    base_steps, base_values = (np.asarray(a, np.float64) for a in baseline)
+    keep = np.isfinite(base_values)
+    if keep.any():
+      lines.append((base_steps[keep], base_values[keep], _BASELINE_COLOUR))
+      label += f" ({baseline_name} {logs.format_number(base_values[keep][-1])})"
   cv2.putText(image, label, (6, 14), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
   left, right, top, bottom = 52, width - 10, 24, height - 22
   cv2.rectangle(image, (left, top), (right, bottom), (160, 160, 160), 1)
-  steps, values = steps[finite], values[finite]
-  if not len(values):
+  if not len(lines[0][1]):
     cv2.putText(image, "no values", (left + 8, (top + bottom) // 2), font, small, (90, 90, 90), 1,
                 cv2.LINE_AA)
     return image
-  low, high = float(values.min()), float(values.max())
+  every_step = np.concatenate([line[0] for line in lines])
+  every_value = np.concatenate([line[1] for line in lines])
+  low, high = float(every_value.min()), float(every_value.max())
   if math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12):
     low, high = low - 0.5 * (abs(low) or 1.0), high + 0.5 * (abs(high) or 1.0)
-  first, last = float(steps.min()), float(steps.max())
+  first, last = float(every_step.min()), float(every_step.max())
   span = (last - first) or 1.0
-  xs = left + (steps - first) / span * (right - left) if last > first else \
-      np.full(len(steps), (left + right) / 2)
-  ys = bottom - (values - low) / (high - low) * (bottom - top)
-  points = np.round(np.stack([xs, ys], axis=-1)).astype(np.int32)
-  if len(points) > 1:
-    cv2.polylines(image, [points.reshape(-1, 1, 2)], False, (31, 119, 180), 1, cv2.LINE_AA)
-  for x, y in points if len(points) <= 40 else points[-1:]:
-    cv2.circle(image, (int(x), int(y)), 2, (31, 119, 180), -1, cv2.LINE_AA)
+  # The model's curve last, so it stays on top where it meets its baseline.
+  for line_steps, line_values, colour in reversed(lines):
+    xs = left + (line_steps - first) / span * (right - left) if last > first else \
+        np.full(len(line_steps), (left + right) / 2)
+    ys = bottom - (line_values - low) / (high - low) * (bottom - top)
+    points = np.round(np.stack([xs, ys], axis=-1)).astype(np.int32)
+    if len(points) > 1:
+      cv2.polylines(image, [points.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
+    for x, y in points if len(points) <= 40 else points[-1:]:
+      cv2.circle(image, (int(x), int(y)), 2, colour, -1, cv2.LINE_AA)
   for value, y in ((high, top + 8), (low, bottom)):
     cv2.putText(image, logs.format_number(value), (2, y), font, small, (60, 60, 60), 1, cv2.LINE_AA)
   cv2.putText(image, f"step {int(first)}", (left, height - 6), font, small, (60, 60, 60), 1,
@@ -270,10 +288,16 @@ def plot_scalars(scalars: dict[str, tuple[np.ndarray, np.ndarray]],
                  names: Sequence[str] | None = None, columns: int = 3,
                  size: tuple[int, int] = (320, 200)) -> np.ndarray:
   """One `plot_curve` panel per tag of `read_scalars` output (`names`: which, in this order;
-  tags that are absent are skipped), `columns` per row, as one uint8 RGB image."""
+  tags that are absent are skipped), `columns` per row, as one uint8 RGB image. A tag whose
+  baseline is logged too (`<tag>_copy_source`, `<tag>_zero_motion`) is drawn beside it."""
   names = list(scalars) if names is None else [name for name in names if name in scalars]
   if not names:
     raise ValueError(f"plot_scalars: none of the requested tags; available: {sorted(scalars)}")
-  panels = [plot_curve(*scalars[name], title=name, size=size) for name in names]
+  panels = []
+  for name in names:
+    suffix = next((s for s in BASELINE_SUFFIXES if name + s in scalars), None)
+    baseline = {} if suffix is None else dict(baseline=scalars[name + suffix],
+                                              baseline_name=suffix[1:].replace("_", " "))
+    panels.append(plot_curve(*scalars[name], title=name, size=size, **baseline))
   rows = [panels[i:i + columns] for i in range(0, len(panels), columns)]
   return visualize.tile_images(rows, pad=4)

@@ -167,6 +167,32 @@ def test_plots_and_inline_media():
   assert 'width="40"' in notebook.image_html(frames[0], scale=2)
 
 
+def _orange(image: np.ndarray) -> np.ndarray:
+  """Pixels of the baseline colour (orange: red high, blue low), antialiased edges included."""
+  red, blue = image[..., 0].astype(int), image[..., 2].astype(int)
+  return (red - blue > 100) & (red > 180)
+
+
+def test_curves_are_drawn_beside_their_baselines():
+  # y axis from 0 to 1 over rows 24 (top) to 78 (bottom) at size (160, 100): a constant
+  # baseline 0.5 lies on row 78 - 0.5 * 54 = 51; the model's line (0 -> 1) is far above it at
+  # three quarters of the width (value 0.75, row 37.5).
+  steps = np.array([0, 10])
+  image = notebook.plot_curve(steps, np.array([0.0, 1.0]), "eval/l1", size=(160, 100),
+                              baseline=(steps, np.array([0.5, 0.5])), baseline_name="copy source")
+  column = 52 + 3 * 98 // 4
+  assert _orange(image)[51, column] and not _orange(image)[37:39, column].any()
+  assert not _orange(image)[:, column][np.r_[25:49, 54:78]].any()
+  # plot_scalars pairs a tag with its logged baseline, and draws none where there is none.
+  scalars = {"eval/l1": (steps, np.array([0.2, 0.1])),
+             "eval/l1_copy_source": (steps, np.array([0.15, 0.15])),
+             "eval/psnr": (steps, np.array([10.0, 20.0]))}
+  with_baseline, without = (notebook.plot_scalars(scalars, [name], size=(160, 100))
+                            for name in ("eval/l1", "eval/psnr"))
+  assert _orange(with_baseline[4:-4, 4 + 52:4 + 150]).any()
+  assert not _orange(without).any()
+
+
 def _install_module():
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("colab_install", COLAB / "install.py")
