@@ -14,14 +14,22 @@ Reliability:
 * A checkpoint whose state does not fit the current config (another model width, say) is an
   `IncompatibleCheckpointError` naming the checkpoint and the differing config fields.
 * `save` refuses a state holding a non-finite value.
+* A checkpoint folder that cannot be written (a file in the way of it or of a step folder, no
+  permission, a full disk) is an OSError naming it, raised by `create_manager` or the first
+  `save` that meets it (checked before Orbax starts: its background writer waits minutes for a
+  folder it failed to create), or by the next `save` / `close` after a write failed in the
+  background; it says which complete checkpoint is the newest, and the failed save's temporary
+  folder is removed.
 * The saved config names files and folders by absolute paths (`absolute_paths`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
+import re
 import shutil
 import time
 from typing import Any
@@ -33,6 +41,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+
+from internet_jax import errors
 
 ITEM_NAMES = ("state", "data", "config")
 # Config fields naming files or folders: saved absolute (`absolute_paths`), so that the config of
@@ -92,6 +102,8 @@ def create_manager(workdir: str, *, max_to_keep: int = 3,
       logging.warning("Removing the incomplete checkpoint %s (a save that was interrupted before "
                       "it committed); the newest complete checkpoint is used", path)
       shutil.rmtree(path, ignore_errors=True)
+  if not read_only:
+    check_writable(directory)
   options = ocp.CheckpointManagerOptions(
       preservation_policy=ocp.checkpoint_managers.LatestN(max_to_keep),
       create=not read_only,
@@ -99,6 +111,76 @@ def create_manager(workdir: str, *, max_to_keep: int = 3,
       enable_async_checkpointing=True,
   )
   return ocp.CheckpointManager(directory, handler_registry=_handler_registry(), options=options)
+
+
+def check_writable(directory: str, step: int | None = None) -> None:
+  """OSError naming the path unless `directory` (created if missing) takes a new folder and a
+  small file, and `<directory>/<step>` is not a file."""
+  if os.path.lexists(directory) and not os.path.isdir(directory):
+    raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of the checkpoints folder",
+                             directory)
+  os.makedirs(directory, exist_ok=True)
+  step_dir = os.path.join(directory, str(step))
+  if step is not None and os.path.lexists(step_dir) and not os.path.isdir(step_dir):
+    raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of the step folder", step_dir)
+  probe = os.path.join(directory, f".write-probe-{os.getpid()}")
+  try:
+    os.makedirs(probe, exist_ok=True)
+    with errors.writing_to(directory), open(os.path.join(probe, "probe"), "wb") as file:
+      file.write(b"\0" * 4096)
+  finally:
+    shutil.rmtree(probe, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _failed_saves(directory: str, step: int | None = None):
+  """An OSError of a save (Orbax's writer's, or `check_writable`'s) becomes one naming the path,
+  the step, the reason and the newest complete checkpoint; the failed save's temporary folder
+  is removed."""
+  try:
+    yield
+  except (OSError, ValueError) as error:  # TensorStore's failed writes are ValueErrors
+    code, reason = _write_error(error)
+    for path in incomplete_checkpoints(directory):
+      shutil.rmtree(path, ignore_errors=True)
+    steps = complete_steps(directory)
+    newest = (f"the newest complete checkpoint is step {max(steps)}" if steps
+              else "no checkpoint is complete")
+    what = "a checkpoint" if step is None else f"the checkpoint of step {step}"
+    raise OSError(code, f"cannot save {what} ({reason}); {newest}",
+                  getattr(error, "filename", None) or directory) from error
+
+
+def _write_error(error: BaseException) -> tuple[int | None, str]:
+  """(errno, reason) of a failed write: an OSError's own, or those TensorStore puts at the end
+  of its message (`...: File too large [os_error_code='27']`)."""
+  if isinstance(error, OSError):
+    return error.errno, error.strerror or errors.one_line(error)
+  match = re.search(r"([^:]+?)\s*\[os_error_code='(\d+)'\]", str(error))
+  if match:
+    return int(match.group(2)), match.group(1).strip()
+  return None, errors.one_line(error)
+
+
+def check_for_errors(manager: ocp.CheckpointManager) -> None:
+  """Raises, as `save`, the failure of an asynchronous save that has ended; does not wait (the
+  training loop calls it every step, so a failed save stops the run at once)."""
+  with _failed_saves(os.fspath(manager.directory)):
+    manager.check_for_errors()
+
+
+def wait_until_finished(manager: ocp.CheckpointManager) -> None:
+  """Waits for a save in flight; its failure raises as in `save`."""
+  with _failed_saves(os.fspath(manager.directory)):
+    manager.wait_until_finished()
+
+
+def close(manager: ocp.CheckpointManager) -> None:
+  """`wait_until_finished`, then closes `manager` whatever happened."""
+  try:
+    wait_until_finished(manager)
+  finally:
+    manager.close()
 
 
 # Leaves are checked as concatenated runs of at most this many elements: one reduction per run
@@ -157,7 +239,11 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   }
   if data_iterator is not None:
     items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-  manager.save(step, args=ocp.args.Composite(**items), force=True)
+  wait_until_finished(manager)  # a failed previous save is reported as such
+  directory = os.fspath(manager.directory)
+  with _failed_saves(directory, step):
+    check_writable(directory, step)
+    manager.save(step, args=ocp.args.Composite(**items), force=True)  # waits for the previous
 
 
 def restore(manager: ocp.CheckpointManager, abstract_state: Any,

@@ -1,7 +1,8 @@
 """What every command-line program does first: the console policy and the compilation cache.
 
 - The console shows this project's own INFO lines, and warnings and errors from anywhere; the
-  INFO records of Orbax, TFDS, grain and the like appear only with `--verbose`.
+  INFO records of Orbax, TFDS, grain and the like, and their tracebacks, appear only with
+  `--verbose`.
 - JAX's persistent compilation cache is on, so a second run of the same programs starts in
   seconds: `$JAX_COMPILATION_CACHE_DIR` when set, else `$XDG_CACHE_HOME/internet_jax/jax`
   (`~/.cache/internet_jax/jax`).
@@ -26,11 +27,14 @@ _ROUTINE_WARNINGS = ("Using custom data configuration", "Variant folder ")
 
 
 class _OwnInfoOnly(python_logging.Filter):
-  """Passes this project's own records, and third-party warnings and errors but routine ones."""
+  """Passes this project's own records, and third-party warnings and errors but routine ones,
+  those without their traceback: an error that stops the run is reported in one line anyway
+  (Orbax's background writer logs its failure with a traceback before the save re-raises it)."""
 
   def filter(self, record: python_logging.LogRecord) -> bool:
     if os.path.abspath(record.pathname).startswith(_OWN_FOLDERS):
       return True
+    record.exc_info, record.exc_text = None, None
     return (record.levelno >= python_logging.WARNING
             and not str(record.msg).startswith(_ROUTINE_WARNINGS))
 

@@ -298,8 +298,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                        manager=manager, mesh=mesh, train_iter=train_iter,
                        test_source=test_source, training=training, is_chief=is_chief)
     finally:
-      manager.wait_until_finished()  # an async save in flight completes (or raises its error)
-      manager.close()
+      checkpointing.close(manager)  # an async save in flight completes (or raises its error)
   return state
 
 
@@ -364,13 +363,14 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, writer: log
       if step % config.checkpoint_every_steps == 0 or step == num_train_steps:
         checkpointing.save(manager, step, state, train_iter, config)
         last_saved = step
+      checkpointing.check_for_errors(manager)  # a failed save stops the run now, not at the next
       if (config.eval_every_steps > 0 and config.num_eval_videos > 0
           and step % config.eval_every_steps == 0 and step != num_train_steps):
         evaluate(step)  # the last step's evaluation follows the loop
       if stop.requested(step):
         if last_saved != step:
           checkpointing.save(manager, step, state, train_iter, config)
-        manager.wait_until_finished()
+        checkpointing.wait_until_finished(manager)
         message = (f"{errors.signal_name(stop.signum)} at step {step}: saved the checkpoint "
                    f"{os.path.join(checkpointing.checkpoint_dir(workdir), str(step))}; run the "
                    "same command again to resume")
@@ -379,7 +379,7 @@ def _train(config, workdir, state, initial_step, num_train_steps, *, writer: log
         raise errors.Interrupted(message, stop.signum)
     if pending is not None:
       guard.check(*pending)
-    manager.wait_until_finished()
+    checkpointing.wait_until_finished(manager)
 
   if config.num_eval_videos > 0 or (config.sample_animation and is_chief):
     renderer = evaluate(num_train_steps)

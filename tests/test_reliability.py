@@ -1062,3 +1062,84 @@ def test_full_disk_leaves_no_partial_report_or_video(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match=rf"^{video}: cannot write \(No space left on device\)$"):
     animate.write_atomically(video, smooth_frames(2, 16, 16), fps=10.0)
   assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Checkpoint writes that fail: the run stops at the first failed save, in one line, with the
+# newest complete checkpoint intact and no temporary folder left.
+
+# `python -c THIS ARGS...` runs `python -m internet_jax.main ARGS...` on a disk that fills up
+# once the checkpoint of step 1 is complete: no file may then grow past 8 KiB (the state's
+# files do; the event file of two steps does not).
+_DISK_FULL_AFTER_STEP_1 = (
+    "import resource, runpy, signal\n"
+    "from internet_jax import checkpointing\n"
+    "save = checkpointing.save\n"
+    "def save_then_fill_the_disk(manager, step, *args, **kwargs):\n"
+    "  if step == 2:\n"
+    "    checkpointing.wait_until_finished(manager)\n"
+    "    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "    resource.setrlimit(resource.RLIMIT_FSIZE, (24000, 24000))\n"
+    "  save(manager, step, *args, **kwargs)\n"
+    "checkpointing.save = save_then_fill_the_disk\n"
+    "runpy.run_module('internet_jax.main', run_name='__main__', alter_sys=True)\n")
+
+
+def _train_command(tiny_config, workdir: Path) -> list[str]:
+  return [TINY, f"--workdir={workdir}", "--config.num_train_steps=6",
+          "--config.checkpoint_every_steps=1", "--config.num_eval_videos=0",
+          "--config.image_every_steps=0", "--config.sample_animation=False",
+          *_data_flags(tiny_config)]
+
+
+def _one_line_failure(result: subprocess.CompletedProcess) -> str:
+  """The last stderr line of a run that must have failed in one line."""
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  return result.stderr.strip().splitlines()[-1]
+
+
+def test_checkpoints_folder_that_is_a_file_is_one_line_before_training(tiny_config, tmp_path):
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  (workdir / "checkpoints").write_text("not a folder")
+  started = time.monotonic()
+  result = subprocess.run([sys.executable, "-m", MAIN, *_train_command(tiny_config, workdir)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+  assert _one_line_failure(result) == (f"error: {workdir}/checkpoints: a file is in the way of "
+                                       "the checkpoints folder")
+  assert "step 1" not in result.stderr and time.monotonic() - started < 120
+
+
+def test_disk_full_mid_run_stops_at_the_failed_save_keeping_the_last_checkpoint(tiny_config,
+                                                                                tmp_path):
+  workdir = tmp_path / "w"
+  started = time.monotonic()
+  result = subprocess.run(
+      [sys.executable, "-c", _DISK_FULL_AFTER_STEP_1, *_train_command(tiny_config, workdir)],
+      cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+  assert time.monotonic() - started < 150  # no wait on Orbax's background-writer timeout
+  # Not `_one_line_failure`: TensorStore's writes still in flight when the save failed print
+  # tracebacks (`RuntimeError: Event loop is closed`) from its own threads, outside Python's
+  # hooks; the run's own report is the one last line.
+  assert result.returncode == 1, result.stderr[-3000:]
+  line = result.stderr.strip().splitlines()[-1]
+  assert line == (f"error: {workdir}/checkpoints: cannot save a checkpoint (File too large); "
+                  "the newest complete checkpoint is step 1"), line
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["1"]
+  assert int(_final_state(workdir, 1)["step"]) == 1  # intact: Orbax reads it back
+
+
+def test_file_in_the_way_of_a_step_folder_stops_that_save(tmp_path):
+  manager = checkpointing.create_manager(str(tmp_path))
+  state = {"w": jnp.ones((4,)), "step": jnp.int32(1)}
+  config = ml_collections.ConfigDict()
+  checkpointing.save(manager, 1, state, None, config)
+  (tmp_path / "checkpoints" / "2").write_text("in the way")
+  with pytest.raises(OSError) as info:
+    checkpointing.save(manager, 2, state, None, config)
+  checkpointing.close(manager)
+  assert errors.os_error_message(info.value) == (
+      f"{tmp_path}/checkpoints/2: cannot save the checkpoint of step 2 (a file is in the way of "
+      "the step folder); the newest complete checkpoint is step 1")
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2"]
