@@ -303,10 +303,10 @@ def flags_parser(*config_names: str) -> Callable[[list[str]], list[str]]:
 
 class ArgumentParser(argparse.ArgumentParser):
   """argparse for the entry points that take positional arguments: a bad argument is one line
-  `error: <argparse's message>` and exit status 1, not the usage text."""
+  `error: <argparse's message>`, not the usage text, with argparse's exit status 2."""
 
   def error(self, message: str):
-    _report(f"{one_line(message)} (see --help)", 1)
+    _report(f"{one_line(message)} (see --help)", 2)
 
 
 def signal_name(signum: int) -> str:
