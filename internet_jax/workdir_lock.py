@@ -29,7 +29,8 @@ def _holder(path: str) -> tuple[int, str] | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+  """Whether process `pid` exists on this host (also shared by `temporaries`)."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -49,7 +50,7 @@ def acquire(workdir: str) -> str:
       fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
       holder = _holder(path)
-      if holder is not None and not (holder[1] == host and not _alive(holder[0])):
+      if holder is not None and not (holder[1] == host and not alive(holder[0])):
         raise ValueError(
             f"--workdir: {workdir} is in use by another run (pid {holder[0]} on {holder[1]}, "
             f"{path}); wait for it to finish or stop it (delete the file only if that run is "
