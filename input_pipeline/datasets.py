@@ -54,6 +54,7 @@ from input_pipeline.dance_fashion import VideoFolder
 from input_pipeline.dance_fashion import find_split_videos
 from input_pipeline.dance_fashion import frames_config
 from input_pipeline.video_io import DataError
+from internet_jax import temporaries
 
 # TFDS's own bars (generating, shuffling) repeat what the INFO lines below say.
 tfds.display_progress_bar(False)
@@ -459,9 +460,16 @@ def prepare(data_config, num_workers: int = 0, create: bool = True) -> tfds.core
   find_split_videos(manual_dir, builder.MANUAL_DOWNLOAD_INSTRUCTIONS)  # fail early, one line
   logging.info("preparing %s/%s from %s into %s (first use)", builder.name,
                builder.builder_config.name, manual_dir, builder.data_dir)
+  # TFDS writes into incomplete.<random>_<version> folders, named by no process: a marker named
+  # by this process says that they are in use, so that a run after a SIGKILL removes them.
+  version_dir = Path(builder.data_dir)
+  incomplete = version_dir.parent.glob(f"incomplete.*_{version_dir.name}")
   try:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.fspath(manual_dir), try_download_gcs=False))
+    with temporaries.partial_output(version_dir, orphans=incomplete) as marker:
+      marker.parent.mkdir(parents=True, exist_ok=True)
+      marker.touch()
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=os.fspath(manual_dir), try_download_gcs=False))
   except ModuleNotFoundError as error:
     if not (error.name or "").startswith("tensorflow"):
       raise

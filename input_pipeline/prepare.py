@@ -15,7 +15,10 @@ Without --config the defaults of configs/default.py are used; the other flags ov
 Training prepares on first use anyway; this makes it explicit (and lets a multi-host job prepare
 once, before training). An already prepared dataset is reused, not rebuilt: delete its directory
 to prepare it again. Bad input (data, and the file system's refusals: a file where a folder
-belongs, a name too long, a full disk) ends with one line `prepare: ...` and exit status 1.
+belongs, a name too long, a full disk) ends with one line `prepare: ...` and exit status 1;
+SIGTERM/SIGINT with one line `interrupted: ...` and exit status 128 + the signal, the partial
+dataset removed, and a run killed with SIGKILL leaves TFDS's incomplete.* folders (and a partial
+synthetic folder) to the next run, which removes them with a warning.
 Frame images are read by `input_pipeline.video_io.read_image` (EXIF orientation applied, CMYK
 converted, at most 16384 x 16384 pixels unless $INTERNET_JAX_MAX_IMAGE_PIXELS says otherwise).
 """
@@ -79,13 +82,14 @@ def summary(builder) -> str:
 def main(argv):
   del argv  # stray words are refused by errors.flags_parser
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  from internet_jax import cli, errors  # pylint: disable=g-import-not-at-top
+  from internet_jax import cli, errors, temporaries  # pylint: disable=g-import-not-at-top
   cli.start(verbose=False)
   data = _data_config()
   num_workers = _NUM_WORKERS.value
   if num_workers is None:
     num_workers = int(data.get("prepare_workers", 0))
-  with errors.user_errors(prefix="prepare"), errors.writing_to(data.data_dir):
+  with errors.user_errors(prefix="prepare"), errors.writing_to(data.data_dir), \
+      temporaries.stop_on_signals("the preparation"):
     builder = datasets.prepare(data, num_workers=num_workers)
   print(summary(builder))
   if data.name == "synthetic":

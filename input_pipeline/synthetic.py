@@ -110,18 +110,18 @@ rendered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from input_pipeline import annotations
-from internet_jax import errors
+from internet_jax import errors, temporaries
 from internet_jax import visualize
 
 PART_NAMES = (
@@ -1055,8 +1055,11 @@ def _check_dataset_args(num_videos, num_frames, resolution, seed, num_test_video
     raise ValueError(f"--resolution: mp4 (h264 4:2:0) needs an even size, got {resolution}")
 
 
-def _prepare_output(output_dir) -> tuple[Path, Path]:
-  """Checks the target and makes the temporary sibling directory: (target, temporary)."""
+@contextlib.contextmanager
+def _prepare_output(output_dir) -> Iterator[tuple[Path, Path]]:
+  """Checks the target and makes the temporary sibling directory (`temporaries.partial_output`:
+  removed on the way out unless renamed, and by the next run if this one is killed); yields
+  (target, temporary)."""
   if not str(output_dir):
     raise ValueError("--output_dir: required")
   target = Path(output_dir).absolute()
@@ -1072,14 +1075,16 @@ def _prepare_output(output_dir) -> tuple[Path, Path]:
     raise ValueError(f"--output_dir: cannot create {output_dir}: {ancestor} is not a directory")
   try:
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
   except OSError as error:
-    reason = error.strerror or str(error)
-    raise ValueError(f"--output_dir: cannot create {output_dir}: {reason}") from None
-  return target, temporary
+    raise ValueError(f"--output_dir: cannot create {output_dir}: {error.strerror or error}") \
+        from None
+  with temporaries.partial_output(target) as temporary:
+    try:
+      temporary.mkdir()
+    except OSError as error:
+      raise ValueError(f"--output_dir: cannot create {output_dir}: {error.strerror or error}") \
+          from None
+    yield target, temporary
 
 
 def write_ground_truth(path, video: dict) -> None:
@@ -1171,7 +1176,8 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
   cross_identity: also writes the partner of every test video into CROSS_SPLIT (render_pair).
   All arguments are checked before anything is written; the dataset is written into a hidden
   temporary directory beside output_dir and renamed at the end, so output_dir is either complete
-  or absent. output_dir must not exist, or be an empty directory. Raises ValueError with a
+  or absent (a run killed with SIGKILL leaves its temporary directory to the next run for the
+  same output_dir, which removes it). output_dir must not exist, or be an empty directory. Raises ValueError with a
   one-line message naming the argument on bad input.
   """
   if num_test_videos is None:
@@ -1181,8 +1187,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
   if not isinstance(cross_identity, (bool, np.bool_)):
     raise ValueError(f"--cross_identity: must be True or False, got {cross_identity!r}")
   cross_identity = bool(cross_identity)
-  target, temporary = _prepare_output(output_dir)
-  try:
+  with _prepare_output(output_dir) as (target, temporary):
     counts = {"train": num_videos, "test": num_test_videos}
     names = {split: [video_name(split, i) for i in range(count)] for split, count in counts.items()}
     backgrounds, cross_backgrounds = {}, {}
@@ -1228,9 +1233,6 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     if target.is_dir():
       target.rmdir()  # an empty directory was allowed; rename needs the name free
     os.rename(temporary, target)
-  except BaseException:
-    shutil.rmtree(temporary, ignore_errors=True)
-    raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1262,7 +1264,8 @@ def main(argv):
   f = flags.FLAGS
   cli.console_policy(f.verbose)
   # A full disk while writing, say, is one line naming the output folder.
-  with errors.user_errors(verbose=f.verbose), errors.writing_to(f.output_dir or ""):
+  with errors.user_errors(verbose=f.verbose), errors.writing_to(f.output_dir or ""), \
+      temporaries.stop_on_signals(f"the dataset {f.output_dir}"):
     write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
                   resolution=f.resolution, seed=f.seed, num_test_videos=f.num_test_videos,
                   background=f.background, video_format=f.format, preview=f.preview,

@@ -40,7 +40,7 @@ import pytest
 
 from input_pipeline import datasets, pipeline, video_io
 from internet_jax import animate, checkpointing, errors, evaluate, monitor, sharding, train
-from internet_jax import workdir_lock
+from internet_jax import temporaries, workdir_lock
 from internet_jax.models import vgg
 from video_fixtures import save_cmyk_jpeg, save_with_orientation, smooth_frames, write_pngs
 
@@ -1143,3 +1143,153 @@ def test_file_in_the_way_of_a_step_folder_stops_that_save(tmp_path):
       f"{tmp_path}/checkpoints/2: cannot save the checkpoint of step 2 (a file is in the way of "
       "the step folder); the newest complete checkpoint is step 1")
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Interrupted work leaves nothing behind: SIGTERM/SIGINT remove a CLI's temporaries (one line
+# `interrupted: ...`, exit 128 + N); after a SIGKILL the next run of the same command removes
+# them, with one warning line.
+
+PARTIAL = ".*.partial*"  # temporaries.partial_path, beside each output
+
+
+def test_stop_on_signals_removes_the_temporaries_and_restores_the_handlers(tmp_path):
+  before = [signal.getsignal(s) for s in temporaries.SIGNALS]
+  for signum in temporaries.SIGNALS:
+    with pytest.raises(errors.Interrupted) as info:
+      with temporaries.stop_on_signals("the test output"):
+        with temporaries.replaced(tmp_path / "out.txt") as partial:
+          partial.write_text("half")
+          os.kill(os.getpid(), signum)  # handled here, in the main thread
+    assert info.value.exit_code == 128 + signum
+    assert str(info.value).startswith(f"{errors.signal_name(signum)}: the test output not")
+    assert not list(tmp_path.iterdir())  # neither the output nor its temporary
+  assert [signal.getsignal(s) for s in temporaries.SIGNALS] == before
+
+
+def test_remove_stale_removes_only_dead_processes_temporaries_of_this_host(tmp_path, caplog):
+  output = tmp_path / "out.mp4"
+  host = socket.gethostname()
+  dead = tmp_path / f".out.mp4.{_dead_pid()}@{host}.partial.mp4"
+  live = tmp_path / f".out.mp4.{os.getppid()}@{host}.partial.mp4"
+  elsewhere = tmp_path / f".out.mp4.{_dead_pid()}@another-host.partial.mp4"
+  other_output = tmp_path / f".out.mp4x.{_dead_pid()}@{host}.partial"
+  orphan = tmp_path / "incomplete.ABC_1.0.0"
+  for path in (dead, live, elsewhere, other_output):
+    path.write_text("")
+  orphan.mkdir()
+  with caplog.at_level("WARNING"):
+    assert temporaries.remove_stale(output, orphans=[orphan]) == [dead]
+  assert [r.getMessage() for r in caplog.records] == [
+      f"removed what an interrupted run left behind: {dead}"]
+  assert orphan.is_dir()  # a live process writes `output`: its incomplete folders may be in use
+  live.unlink()
+  assert temporaries.remove_stale(output, orphans=[orphan]) == [orphan]
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted([elsewhere.name, other_output.name])
+
+
+def _start(module: str, args: list[str], log: Path) -> subprocess.Popen:
+  with open(log, "w") as out:
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=ENV,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_for(process: subprocess.Popen, root: Path, pattern: str, log: Path,
+              timeout: float = 300) -> list[Path]:
+  """Polls until `root.rglob(pattern)` finds something (the command's temporary)."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline and process.poll() is None:
+    found = list(root.rglob(pattern))
+    if found:
+      return found
+    time.sleep(0.01)
+  process.kill()
+  pytest.fail(f"no {root}/**/{pattern} appeared (exit status {process.poll()}): {_tail(log)}")
+
+
+def _stopped(process: subprocess.Popen, signum: int, log: Path) -> None:
+  """Sends `signum`; the run ends with exit 128 + signum and one line `interrupted: ...`."""
+  process.send_signal(signum)
+  assert process.wait(timeout=120) == 128 + signum, _tail(log)
+  text = log.read_text()
+  assert "Traceback" not in text, text[-3000:]
+  lines = [line for line in text.splitlines() if line.strip()]
+  assert [line for line in lines if line.startswith("interrupted:")] == [lines[-1]], text[-3000:]
+  assert lines[-1].startswith(f"interrupted: {errors.signal_name(signum)}: "), lines[-1]
+
+
+def _killed(process: subprocess.Popen) -> None:
+  process.send_signal(signal.SIGKILL)
+  assert process.wait(timeout=60) == -signal.SIGKILL
+
+
+def _warned_once(log: Path, removed: list[Path]) -> None:
+  """The rerun's one warning line names what the killed run left."""
+  lines = [line for line in log.read_text().splitlines()
+           if "removed what an interrupted run left behind" in line]
+  assert len(lines) == 1, log.read_text()[-3000:]
+  for path in removed:
+    assert str(path) in lines[0], (path, lines[0])
+
+
+SYNTHETIC_ARGS = ["--num_videos=40", "--num_test_videos=1", "--num_frames=24", "--resolution=64"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_synthetic_stopped_by_a_signal_leaves_nothing(tmp_path, signum):
+  log = tmp_path / "log"
+  process = _start(SYNTHETIC, [f"--output_dir={tmp_path}/out", *SYNTHETIC_ARGS], log)
+  _wait_for(process, tmp_path, PARTIAL, log)
+  _stopped(process, signum, log)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["log"]
+
+
+def test_synthetic_after_kill_9_removes_the_partial_folder(tmp_path):
+  log = tmp_path / "log"
+  process = _start(SYNTHETIC, [f"--output_dir={tmp_path}/out", *SYNTHETIC_ARGS], log)
+  partial = _wait_for(process, tmp_path, PARTIAL, log)
+  _killed(process)
+  assert all(p.exists() for p in partial)
+  rerun = tmp_path / "rerun"
+  process = _start(SYNTHETIC, [f"--output_dir={tmp_path}/out", "--num_videos=1",
+                               "--num_test_videos=1", "--num_frames=4", "--resolution=32"], rerun)
+  assert process.wait(timeout=120) == 0, _tail(rerun)
+  _warned_once(rerun, partial)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "out", "rerun"]
+
+
+def _prepare_args(tmp: Path) -> list[str]:
+  """prepare on videos rendered beforehand (so that the TFDS step is what is interrupted)."""
+  return ["--name=folder", f"--manual_dir={tmp}/videos", f"--data_dir={tmp}/tfds",
+          "--resolution=64", "--min_driving_offset=0"]
+
+
+@pytest.fixture(scope="module")
+def many_videos(tmp_path_factory) -> Path:
+  """train/ and test/ of enough frames that TFDS takes a few seconds over them."""
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp("many") / "videos"
+  synthetic.write_dataset(folder, num_videos=24, num_test_videos=2, num_frames=48,
+                          resolution=64, seed=0, cross_identity=False)
+  return folder
+
+
+def test_prepare_stopped_or_killed_leaves_no_incomplete_folder(tmp_path, many_videos):
+  shutil.copytree(many_videos, tmp_path / "videos")
+  log = tmp_path / "log"
+  process = _start(PREP, _prepare_args(tmp_path), log)
+  _wait_for(process, tmp_path / "tfds", "incomplete.*", log)
+  _stopped(process, signal.SIGTERM, log)
+  assert not [p for p in (tmp_path / "tfds").rglob("*") if p.is_file()]
+
+  process = _start(PREP, _prepare_args(tmp_path), log)
+  left = _wait_for(process, tmp_path / "tfds", "incomplete.*", log)
+  _killed(process)
+  left += list((tmp_path / "tfds").rglob(PARTIAL))  # this run's marker
+  assert all(p.exists() for p in left)
+  rerun = tmp_path / "rerun"
+  process = _start(PREP, _prepare_args(tmp_path), rerun)
+  assert process.wait(timeout=300) == 0, _tail(rerun)
+  _warned_once(rerun, left)
+  assert not list((tmp_path / "tfds").rglob("incomplete.*"))
+  assert not list((tmp_path / "tfds").rglob(PARTIAL))
