@@ -14,7 +14,9 @@ Runs the training pipeline twice with the same seed:
      in-process one (the stream must not depend on the worker count).
 Prints one JSON object and writes a contact sheet PNG (rows = examples; columns source | driving |
 previous | flow (colour-coded) | confidence) and the JSON next to it, creating their folder
-(default ./workdirs/pipeline_benchmark/).
+(default ./workdirs/pipeline_benchmark/), each through a temporary file renamed into place:
+SIGTERM/SIGINT end the run with one line `interrupted: ...` and exit status 128 + the signal, and
+nothing half-written is left (`internet_jax.temporaries`).
 
 --fake benchmarks on random moving-pattern videos at config.data.resolution instead of the dataset
 given by `input_pipeline.datasets.get_video_source(config.data, "train")`.
@@ -32,7 +34,7 @@ from absl import logging
 from etils import epy
 from ml_collections import config_flags
 
-from internet_jax import errors
+from internet_jax import errors, temporaries
 
 with epy.lazy_imports():  # imported on first use: `--help` returns at once
   import cv2
@@ -174,7 +176,7 @@ def main(argv):
   del argv  # stray words are refused by errors.flags_parser
   from internet_jax import cli  # pylint: disable=g-import-not-at-top
   cli.console_policy(_VERBOSE.value)
-  with errors.user_errors(verbose=_VERBOSE.value):
+  with errors.user_errors(verbose=_VERBOSE.value), temporaries.stop_on_signals("the benchmark"):
     _run()
 
 
@@ -197,12 +199,14 @@ def _run():
   try:
     # The default ./workdirs/pipeline_benchmark/ does not exist in a fresh clone.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    visualize.save_png(output, contact_sheet(batch, _MAX_ROWS.value))
+    with temporaries.replaced(output, suffix=".png") as partial:
+      visualize.save_png(partial, contact_sheet(batch, _MAX_ROWS.value))
   except OSError as error:
     raise ValueError(f"--output={output}: cannot write the contact sheet ({error})") from error
   report["contact_sheet"] = output
   report_path = os.path.splitext(output)[0] + ".json"
-  with errors.writing_to(report_path), open(report_path, "w", encoding="utf-8") as f:
+  with errors.writing_to(report_path), temporaries.replaced(report_path) as partial, \
+      open(partial, "w", encoding="utf-8") as f:
     json.dump(report, f, indent=2)
   print(json.dumps(report, indent=2))
 

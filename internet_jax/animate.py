@@ -27,8 +27,10 @@ Rules:
 * The output video has the driving video's frame rate (30 fps when it states none).
 * Bad input stops with one line `error: <path>: <problem>` and exit status 1 (a traceback only
   with --verbose); the output is written to a temporary file beside the target and renamed at the
-  end, so a failed run leaves no output file behind. An output that is one of the inputs (however
-  spelt: a symlink, `./`) is refused before anything is written.
+  end, so a failed run leaves no output file behind; SIGTERM/SIGINT remove it too (one line
+  `interrupted: ...`, exit 128 + the signal), and what a SIGKILL leaves the next run for the same
+  output removes (`internet_jax.temporaries`). An output that is one of the inputs (however spelt:
+  a symlink, `./`) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Iterable, Iterator
 from absl import app, flags, logging
 from etils import epy
 
-from internet_jax import cli, errors
+from internet_jax import cli, errors, temporaries
 
 with epy.lazy_imports():  # imported on first use: `--help` returns at once
   import av
@@ -163,23 +165,15 @@ def check_output_dir(folder: str | os.PathLike) -> Path:
   return folder
 
 
-def _partial_path(path: Path) -> Path:
-  # Same folder (the rename stays on one file system) and suffix (write_video picks the container
-  # from it); hidden and per-process so parallel runs do not collide.
-  return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-
-
 def write_atomically(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
-  """write_video into a temporary file beside `path`, renamed to `path` only when complete."""
-  partial = _partial_path(path)
+  """write_video into a temporary file beside `path` (`temporaries.replaced`: the suffix kept,
+  so write_video picks the same container), renamed to `path` only when complete."""
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    video_io.write_video(partial, frames, fps=fps)
-    os.replace(partial, path)
+    with temporaries.replaced(path, suffix=path.suffix) as partial:
+      video_io.write_video(partial, frames, fps=fps)
   except OSError as error:
     raise ValueError(f"{path}: cannot write ({error.strerror or error})") from None
-  finally:
-    partial.unlink(missing_ok=True)
 
 
 def _driving_frames(path: Path, resolution: int) -> Iterator[np.ndarray]:
@@ -397,7 +391,7 @@ def main(argv) -> None:
   flags_ = flags.FLAGS
   # Keep the terminal to the progress bar, warnings and errors (INFO with --verbose).
   cli.start(flags_.verbose, level=logging.WARNING)
-  with errors.user_errors(verbose=flags_.verbose):
+  with errors.user_errors(verbose=flags_.verbose), temporaries.stop_on_signals("the video"):
     _check_flags(flags_)
     # Only the switches that are set: a method without them takes none.
     options = {name: True for name in ("relative", "adapt_scale") if getattr(flags_, name)}

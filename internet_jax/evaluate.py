@@ -61,25 +61,28 @@ Bad input (unreadable or empty video, frame counts or sizes that differ, names t
 a missing or incompatible checkpoint, a missing --ground_truth folder or a damaged `<name>.npz`,
 a size or count flag below 1) stops with one line naming the file or flag, a non-zero exit and no
 output files (both files are written to temporary names beside their targets and renamed at the
-very end). An --output_dir that is an input (a videos or ground-truth folder, the checkpoints,
+very end; SIGTERM/SIGINT end the run with one line `interrupted: ...` and exit 128 + the signal,
+and the temporaries of a run killed with SIGKILL are removed by the next run for the same folder,
+`internet_jax.temporaries`). An --output_dir that is an input (a videos or ground-truth folder, the checkpoints,
 the test split) or lies inside one, or whose report files would replace an input file (weights), is
 refused before any work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from etils import epy
 
+from internet_jax import temporaries
 from internet_jax.metrics import BODY_REGIONS, MetricUnavailable
 
 with epy.lazy_imports():  # imported on first use: `--help` returns at once
@@ -662,26 +665,19 @@ def write_reports(results: dict[str, Any], output_dir: str | os.PathLike) -> tup
     raise ValueError(f"--output_dir: {output_dir} is an existing file")
   texts = {"metrics.json": json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n",
            "metrics.md": format_markdown(results)}
-  temporary = {}
-  umask = os.umask(0)
-  os.umask(umask)
   created = not output_dir.exists()
   try:
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-      handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=output_dir)
-      temporary[name] = path
-      with os.fdopen(handle, "w", encoding="utf-8") as f:
-        f.write(text)
-      os.chmod(path, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
-    for name, path in temporary.items():
-      os.replace(path, output_dir / name)
-  except OSError as e:
-    for path in temporary.values():
-      if os.path.exists(path):
-        os.remove(path)
+    # Nested: both files are complete before either is renamed into place.
+    with contextlib.ExitStack() as stack:
+      for name, text in texts.items():
+        path = stack.enter_context(temporaries.replaced(output_dir / name))
+        path.write_text(text, encoding="utf-8")
+  except BaseException as e:
     if created and output_dir.is_dir() and not any(output_dir.iterdir()):
       output_dir.rmdir()
+    if not isinstance(e, OSError):
+      raise
     raise ValueError(f"--output_dir: cannot write {output_dir}: {e.strerror or e}") from None
   return output_dir / "metrics.json", output_dir / "metrics.md"
 
@@ -918,7 +914,7 @@ def main(argv):
   f = flags.FLAGS
   # Warnings (e.g. about the dataset) stay visible; INFO logs (Orbax, TFDS) only with --verbose.
   cli.start(f.verbose, level=logging.WARNING)
-  with errors.user_errors(verbose=f.verbose):
+  with errors.user_errors(verbose=f.verbose), temporaries.stop_on_signals("the evaluation"):
     options = Options(lpips_weights=f.lpips_weights, inception_weights=f.inception_weights,
                       i3d_weights=f.i3d_weights, slomo_weights=f.slomo_weights,
                       flow_preset=f.flow_preset)

@@ -1293,3 +1293,31 @@ def test_prepare_stopped_or_killed_leaves_no_incomplete_folder(tmp_path, many_vi
   _warned_once(rerun, left)
   assert not list((tmp_path / "tfds").rglob("incomplete.*"))
   assert not list((tmp_path / "tfds").rglob(PARTIAL))
+
+
+def _animate_args(tmp: Path, reference: Path, driving: str) -> list[str]:
+  return [f"--workdir={reference}", f"--source={tmp}/person.png", f"--driving={tmp}/{driving}",
+          f"--output={tmp}/out/o.mp4"]
+
+
+def test_animate_stopped_or_killed_leaves_no_partial_video(tmp_path, reference):
+  _media(tmp_path, {})
+  # Long enough that the signal finds the video being written (the partial file exists).
+  video_io.write_video(tmp_path / "long.mp4", smooth_frames(1500, 32, 32, 5))
+  inputs = sorted(p.name for p in tmp_path.iterdir())
+  log = tmp_path / "log"
+  process = _start(ANIMATE, _animate_args(tmp_path, reference, "long.mp4"), log)
+  _wait_for(process, tmp_path / "out", PARTIAL, log)
+  _stopped(process, signal.SIGTERM, log)
+  assert not list((tmp_path / "out").iterdir())
+
+  process = _start(ANIMATE, _animate_args(tmp_path, reference, "long.mp4"), log)
+  left = _wait_for(process, tmp_path / "out", PARTIAL, log)
+  _killed(process)
+  assert all(p.exists() for p in left)
+  rerun = tmp_path / "rerun"
+  process = _start(ANIMATE, _animate_args(tmp_path, reference, "dance.mp4"), rerun)
+  assert process.wait(timeout=300) == 0, _tail(rerun)
+  _warned_once(rerun, left)
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["o.mp4"]
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(inputs + ["log", "out", "rerun"])
