@@ -24,6 +24,10 @@ _OWN_FOLDERS = tuple(
 # Third-party warnings that every run of ours triggers and that ask nothing of the user: TFDS
 # on every builder config of ours, and on the dataset folder it is about to write.
 _ROUTINE_WARNINGS = ("Using custom data configuration", "Variant folder ")
+# asyncio's report, at exit, of futures and tasks that ended in an error nobody read ("<class>
+# exception was never retrieved"): Orbax's writes of a failed save, which this program has
+# already reported in its one line.
+_UNREAD_ASYNC_ERROR = "exception was never retrieved"
 
 
 class _OwnInfoOnly(python_logging.Filter):
@@ -35,8 +39,10 @@ class _OwnInfoOnly(python_logging.Filter):
     if os.path.abspath(record.pathname).startswith(_OWN_FOLDERS):
       return True
     record.exc_info, record.exc_text = None, None
+    message = str(record.msg)
     return (record.levelno >= python_logging.WARNING
-            and not str(record.msg).startswith(_ROUTINE_WARNINGS))
+            and not message.startswith(_ROUTINE_WARNINGS)
+            and not message.partition("\n")[0].endswith(_UNREAD_ASYNC_ERROR))
 
 
 _FILTER = _OwnInfoOnly()

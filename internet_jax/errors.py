@@ -89,7 +89,9 @@ def _message(error: BaseException) -> str:
 def _report(message: str, exit_code: int, prefix: str = "error") -> None:
   """Prints `prefix: message` on stderr (after pending logs) and exits."""
   logging.flush()
-  print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+  # One write, newline included: other threads' output cannot split the line.
+  sys.stderr.write(f"{prefix}: {message}\n")
+  sys.stderr.flush()
   sys.exit(exit_code)
 
 
