@@ -38,8 +38,11 @@ def get_config() -> ml_collections.ConfigDict:
   data.prepare_workers = 0  # processes encoding frames while preparing the dataset (0: in-process)
   data.prefetch_buffer_size = 2
   # Synthetic dataset rendering (input_pipeline/synthetic.py); used when data.name == synthetic.
+  # person_seed >= 0: every video shows the person of that seed (single-person mode, for methods
+  # trained per person such as D2G-Net); -1: off (each video its own person).
   data.synthetic = ml_collections.ConfigDict(dict(
-      num_videos=40, num_test_videos=4, num_frames=96, background="studio", seed=0))
+      num_videos=40, num_test_videos=4, num_frames=96, background="studio", seed=0,
+      person_seed=-1))
 
   # --- Model (internet_jax/models/) ---------------------------------------------------------------
   config.model = model = ml_collections.ConfigDict()

@@ -11,7 +11,8 @@ benchmarks get their videos.
   data_dir, `manual_dir` is a parent folder: each set of settings gets its own subfolder named by
   `synthetic_key`, `<manual_dir>/r<R>_f<T>_train<N>_test<M>_<background>_seed<S>_v<V>/` (resolution
   data.resolution, data.synthetic.{num_frames, num_videos, num_test_videos, background, seed}, and
-  V = input_pipeline.synthetic.RENDERER_VERSION), prepared like "folder" into
+  V = input_pipeline.synthetic.RENDERER_VERSION; with data.synthetic.person_seed = P >= 0, the
+  single-person mode, `_person<P>` follows `seed<S>`), prepared like "folder" into
   `<data_dir>/video_folder/synthetic_<key>_<hash>/1.1.0/`. So configs/synthetic.py and
   configs/synthetic.py:tiny share ./data/synthetic without ever reading each other's videos. A
   `manual_dir` that is itself a rendered dataset (it holds the renderer's dataset_info.json, e.g.
@@ -253,15 +254,28 @@ SYNTHETIC_SETTINGS = (
     ("num_test_videos", "data.synthetic.num_test_videos"),
     ("background", "data.synthetic.background"),
     ("seed", "data.synthetic.seed"),
+    # None when off: what dataset_info.json holds then (null, or absent before the field existed).
+    ("person_seed", "data.synthetic.person_seed"),
     ("renderer_version", "renderer_version"),  # input_pipeline.synthetic.RENDERER_VERSION
 )
+
+
+def _person_seed(params) -> int | None:
+  """data.synthetic.person_seed as write_dataset takes it: None when off (-1, or a config from
+  before the field existed)."""
+  value = params.get("person_seed", -1)
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < -1:
+    raise ValueError(f"data.synthetic.person_seed: must be an integer >= -1 (-1: off), "
+                     f"got {value!r}")
+  return None if value == -1 else int(value)
 
 
 def _synthetic_args(data_config) -> dict[str, Any]:
   params = data_config.synthetic
   return dict(num_videos=int(params.num_videos), num_frames=int(params.num_frames),
               resolution=int(data_config.resolution), seed=int(params.seed),
-              num_test_videos=int(params.num_test_videos), background=str(params.background))
+              num_test_videos=int(params.num_test_videos), background=str(params.background),
+              person_seed=_person_seed(params))
 
 
 def _synthetic_settings(data_config) -> dict[str, Any]:
@@ -271,14 +285,16 @@ def _synthetic_settings(data_config) -> dict[str, Any]:
 
 
 def synthetic_key(data_config) -> str:
-  """`r<R>_f<T>_train<N>_test<M>_<background>_seed<S>_v<RENDERER_VERSION>`: the name of the folder
-  the synthetic dataset of these settings is rendered into (configs/synthetic.py:
-  r64_f48_train40_test4_studio_seed0_v<V>); any two settings that render differently differ in
-  it."""
+  """`r<R>_f<T>_train<N>_test<M>_<background>_seed<S>[_person<P>]_v<RENDERER_VERSION>`: the name
+  of the folder the synthetic dataset of these settings is rendered into (configs/synthetic.py:
+  r64_f48_train40_test4_studio_seed0_v<V>; `_person<P>` only in the single-person mode,
+  data.synthetic.person_seed = P >= 0, so folders rendered without it keep their names); any two
+  settings that render differently differ in it."""
   a = _synthetic_settings(data_config)
+  person = "" if a["person_seed"] is None else f"_person{a['person_seed']}"
   return (f"r{a['resolution']}_f{a['num_frames']}_train{a['num_videos']}_"
           f"test{a['num_test_videos']}_{_slug(a['background']) or 'background'}_"
-          f"seed{a['seed']}_v{a['renderer_version']}")
+          f"seed{a['seed']}{person}_v{a['renderer_version']}")
 
 
 def _given_dir(data_config) -> Path:
@@ -388,6 +404,8 @@ def prepare_command(data_config) -> str:
     params = data.synthetic
     args += [f"--{name}={params[name]}" for name in ("num_videos", "num_test_videos",
                                                        "num_frames", "background", "seed")]
+    if _person_seed(params) is not None:
+      args.append(f"--person_seed={_person_seed(params)}")
   return " ".join(shlex.quote(arg) for arg in args)
 
 

@@ -2,7 +2,7 @@
 
     python -m input_pipeline.synthetic --output_dir=DIR --num_videos=N --num_frames=T
         --resolution=R --seed=S [--num_test_videos=M] [--background=studio|textured|mixed]
-        [--format=png|mp4] [--preview] [--nocross_identity]
+        [--format=png|mp4] [--preview] [--nocross_identity] [--person_seed=P]
 
 The figure is a layered "paper doll": head, torso, skirt (or the hips of trousers), upper and lower
 arms and legs. Each part is a shape (tapered capsule, ellipse, trapezoid) in its own local
@@ -94,14 +94,32 @@ video's. For cross-identity animation with source = frame 0 of the partner and d
 video, the partner itself is the exact target of every frame, and the shared source_coords /
 source_visible say where each target pixel is in the source.
 
+Single-person mode (--person_seed=P, an integer >= 0; default none, also -1: off): every video of
+the dataset, training and test, shows one person, as a method trained per person needs (D2G-Net,
+"Robust Pose Transfer with Dynamic Details using Neural Video Rendering": one actor, many frames,
+evaluated on held-out poses). The video's three streams (figure, motion, backdrop: `_render`
+spawns three generators from SeedSequence(seed)) are then spawned from SeedSequence(P) instead,
+except the motion, which stays the video seed's: the figure's dimensions, garment and look
+(everything the appearance half of a cross-identity pair lists, and the shape half but the
+motion) and the backdrop (its kind too under --background=mixed) are those of P. The person's
+camera, the similarity that fits the figure into the frame, is fixed too: it is fitted to 8
+reference motions of 500 frames drawn from P's motion stream (unused otherwise) with 4% extra
+margin, not to each video's own motion (which would draw each video at its own scale), and a
+textured backdrop's floor follows the feet of those reference motions. So the training videos
+together are one long video of one person in one studio, and the test videos are held-out
+motions; a test video's cross-identity partner is still another look at its motion (drawn from
+the video seed, made to differ from the person). Without person_seed every video is exactly what
+it was before this mode existed.
+
 On disk (`write_dataset`): DIR/train/<name>/0000000.png ... (or DIR/train/<name>.mp4) and
 DIR/train/<name>.npz, the same under DIR/test/; with cross_identity (the default;
 --nocross_identity turns it off) the partner of every test video under DIR/test_cross/
 (CROSS_SPLIT) with the same name and format, DIR/test_cross/<name>/... or <name>.mp4, and its
 DIR/test_cross/<name>.npz; the training split has no partners. `cross_identity_video(DIR, name)`
-finds a partner (None if absent). DIR/dataset_info.json holds the arguments (cross_identity among
-them), renderer_version (RENDERER_VERSION) and each video's background kind (video_backgrounds;
-cross_video_backgrounds for the partners), and DIR/preview.png with --preview (a sheet of the
+finds a partner (None if absent). DIR/dataset_info.json holds the arguments (cross_identity and
+person_seed, null when off, among them), renderer_version (RENDERER_VERSION) and each video's
+background kind (video_backgrounds; cross_video_backgrounds for the partners), and
+DIR/preview.png with --preview (a sheet of the
 first training video, then the frames of the first test video and of its partner). Training
 videos are named synth_00000, synth_00001, ...; test videos synth_test_00000, ...; each video's
 seed is derived from (seed, split, index) only, so a video does not depend on how many others are
@@ -683,6 +701,12 @@ def _place(parts, maps, pelvis, squash, resolution):
 
   Returns (T, P, 3, 3) homogeneous maps part-local -> pixel.
   """
+  placed = _turn(maps, pelvis, squash)
+  return _fit(parts, placed, resolution) @ placed
+
+
+def _turn(maps, pelvis, squash):
+  """(T, P, 3, 3) maps part-local -> figure space after the turn squash about the pelvis."""
   T = maps.shape[0]
   # Squash x about the pelvis (the slow turn); figure space keeps y down like the image.
   turn = np.zeros((T, 3, 3))
@@ -691,8 +715,12 @@ def _place(parts, maps, pelvis, squash, resolution):
   turn[:, 2, 2] = 1.0
   turn[:, 0, 2] = pelvis[:, 0] * (1.0 - squash)
   local_to_figure = _homogeneous(maps)  # (T, P, 3, 3)
-  placed = turn[:, None] @ local_to_figure
+  return turn[:, None] @ local_to_figure
 
+
+def _fit(parts, placed, resolution, extra_margin=0.0):
+  """The (3, 3) similarity figure space -> pixels that fits `placed` (T, P, 3, 3) into frame,
+  the union of the part boxes grown by `extra_margin` of its extent on each side."""
   # A fixed similarity for the whole video maps the union of all part boxes over all frames into
   # the frame with a margin: the figure never leaves the frame and the motion stays smooth.
   corners = []
@@ -702,6 +730,8 @@ def _place(parts, maps, pelvis, squash, resolution):
     corners.append(np.einsum("tij,cj->tci", placed[:, k, :2], box).reshape(-1, 2))
   corners = np.concatenate(corners)
   low, high = corners.min(0), corners.max(0)
+  if extra_margin:
+    low, high = low - extra_margin * (high - low), high + extra_margin * (high - low)
   margin = 0.03 * (resolution - 1) + 1.0
   available = resolution - 1 - 2.0 * margin
   # Nominal size: the body (about 0.96 units tall standing) spans 88% of the frame height.
@@ -711,7 +741,7 @@ def _place(parts, maps, pelvis, squash, resolution):
   fit = np.eye(3)
   fit[0, 0] = fit[1, 1] = scale
   fit[:2, 2] = 0.5 * (resolution - 1) - scale * centre
-  return fit @ placed
+  return fit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,9 +831,12 @@ def _is_int(value) -> bool:
   return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_render_args(seed, num_frames, resolution, background):
+def _check_render_args(seed, num_frames, resolution, background, person_seed=None):
   if not _is_int(seed) or seed < 0:
     raise ValueError(f"--seed: must be an integer >= 0, got {seed!r}")
+  if person_seed is not None and (not _is_int(person_seed) or person_seed < -1):
+    raise ValueError(f"--person_seed: must be an integer >= 0 (-1 or none: off), "
+                     f"got {person_seed!r}")
   if not _is_int(num_frames) or num_frames < 2:
     raise ValueError(f"--num_frames: must be an integer >= 2 (flows need two frames), "
                      f"got {num_frames!r}")
@@ -845,7 +878,8 @@ def _footprint_agrees(qx, qy, source_owner, target_owner):
   return ok
 
 
-def render_video(seed: int, num_frames: int, resolution: int, background: str = "studio") -> dict:
+def render_video(seed: int, num_frames: int, resolution: int, background: str = "studio",
+                 person_seed: int | None = None) -> dict:
   """Renders one video and its ground truth (see the module docstring for every array).
 
   Args:
@@ -853,50 +887,66 @@ def render_video(seed: int, num_frames: int, resolution: int, background: str = 
     num_frames: T >= 2.
     resolution: frame height and width in pixels (>= MIN_RESOLUTION).
     background: "studio", "textured" or "mixed" (chosen from the seed).
+    person_seed: None (or -1): the person is drawn from `seed`. An integer >= 0: the single-person
+      mode of the module docstring; the figure, its clothes, the backdrop and the camera come from
+      person_seed and only the motion from seed.
   Returns:
     A dict with `frames` (T, H, W, 3) uint8 and the ground-truth arrays of the module docstring.
     The figure, its clothes and its motion do not depend on the background. The motion
     trajectories do not depend on num_frames either, but the figure's fit into the frame (one
-    similarity per video) looks at all frames, so a longer video may be drawn slightly smaller.
+    similarity per video) looks at all frames, so a longer video may be drawn slightly smaller
+    (not in the single-person mode, whose camera is the person's).
   """
-  return _render(seed, num_frames, resolution, background, with_partner=False)[0]
+  return _render(seed, num_frames, resolution, background, with_partner=False,
+                 person_seed=person_seed)[0]
 
 
-def render_pair(seed: int, num_frames: int, resolution: int,
-                background: str = "studio") -> tuple[dict, dict]:
+def render_pair(seed: int, num_frames: int, resolution: int, background: str = "studio",
+                person_seed: int | None = None) -> tuple[dict, dict]:
   """A video and its cross-identity partner: (render_video(...) exactly, partner).
 
   The partner is the same motion, skeleton and silhouettes with the appearance of another person
   (see "Cross-identity pairs" in the module docstring): every ground-truth array that depends on
   geometry only (joints, part_labels, uv, flows, validity, source_coords, mixed, part_transforms)
   is the same array object as the video's; frames, part_textures and background are its own.
-  The arguments are those of render_video.
+  The arguments are those of render_video; with person_seed the partner's appearance and backdrop
+  still come from the video seed (another look at the test motion), made to differ from the
+  person's.
   """
-  return _render(seed, num_frames, resolution, background, with_partner=True)
+  return _render(seed, num_frames, resolution, background, with_partner=True,
+                 person_seed=person_seed)
 
 
-def _cross_generators(seed):
-  """The partner's (appearance, background) generators, seeded by (video seed, "cross")."""
-  sequence = np.random.SeedSequence([int(seed), _CROSS_TAG])
-  return tuple(np.random.default_rng(s) for s in sequence.spawn(2))
+def _streams(seed):
+  """The (figure, motion, background) generators of a video seed or a person seed."""
+  return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
 
 
-def _render(seed, num_frames, resolution, background, with_partner):
-  """(video, partner or None): the geometry is computed once and drawn in each look."""
-  _check_render_args(seed, num_frames, resolution, background)
-  figure_rng, motion_rng, background_rng = (
-      np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
-  dims, garment = _figure_shape(figure_rng)
-  look = _draw_look(figure_rng, garment)
-  parts = _build_parts(dims, garment, look)
-  maps, z, pelvis, squash = _build_motion(motion_rng, num_frames, dims)
-  placed = _place(parts, maps, pelvis, squash, resolution)  # (T, P, 3, 3)
-  T, H, W = num_frames, resolution, resolution
+# Single-person mode: the person's camera (the similarity figure space -> pixels) is fitted to
+# this many reference motions of this many frames, drawn from the motion stream of the person
+# seed (which the person's videos do not otherwise use), with this extra margin on each side
+# (a fraction of the reference extent): held-out motions come from the same distribution, so
+# they stay in frame but for rare extremes, which the renderer clips like any part that leaves
+# the frame (the flows' validity marks them).
+_PERSON_REFERENCE_MOTIONS = 8
+_PERSON_REFERENCE_FRAMES = 500
+_PERSON_EXTRA_MARGIN = 0.04
 
-  # Table index = label: 0 is the background (identity), k the part PART_NAMES[k - 1].
-  tables = np.concatenate([np.broadcast_to(np.eye(3), (T, 1, 3, 3)), placed], axis=1)
-  inverse = np.linalg.inv(tables)
 
+def _person_camera(rng, parts, dims, resolution):
+  """(fit (3, 3), reference joints (N, J, 2) in pixels): the camera of a person (single-person
+  mode), the same for all of the person's videos; the joints place a textured backdrop's floor."""
+  references = []
+  for _ in range(_PERSON_REFERENCE_MOTIONS):
+    maps, _, pelvis, squash = _build_motion(rng, _PERSON_REFERENCE_FRAMES, dims)
+    references.append(_turn(maps, pelvis, squash))
+  placed = np.concatenate(references)
+  fit = _fit(parts, placed, resolution, _PERSON_EXTRA_MARGIN)
+  return fit, _joints(fit @ placed, dims)
+
+
+def _joints(placed, dims):
+  """(T, J, 2) pixel positions of JOINT_NAMES from the maps part-local -> pixel (T, P, 3, 3)."""
   joint_defs = [("head", (0.0, -dims["head_cv"])), ("torso", (0.0, -dims["torso"])),
                 ("torso", (0.0, 0.0))]
   for side, _ in _SIDES:
@@ -905,12 +955,52 @@ def _render(seed, num_frames, resolution, background, with_partner):
   for side, _ in _SIDES:
     joint_defs += [(f"upper_leg_{side}", (0.0, 0.0)), (f"lower_leg_{side}", (0.0, 0.0)),
                    (f"lower_leg_{side}", (0.0, dims["lower_leg"]))]
-  joints = np.stack([_apply(placed[:, _PART[name], :2], point) for name, point in joint_defs], 1)
+  return np.stack([_apply(placed[:, _PART[name], :2], point) for name, point in joint_defs], 1)
+
+
+def _cross_generators(seed):
+  """The partner's (appearance, background) generators, seeded by (video seed, "cross")."""
+  sequence = np.random.SeedSequence([int(seed), _CROSS_TAG])
+  return tuple(np.random.default_rng(s) for s in sequence.spawn(2))
+
+
+def _render(seed, num_frames, resolution, background, with_partner, person_seed=None):
+  """(video, partner or None): the geometry is computed once and drawn in each look."""
+  _check_render_args(seed, num_frames, resolution, background, person_seed)
+  if person_seed == -1:
+    person_seed = None
+  # Without person_seed every stream comes from the video seed exactly as before the
+  # single-person mode existed (same draws, same order, same arithmetic), so videos and datasets
+  # rendered without it are bit-identical and RENDERER_VERSION stays.
+  figure_rng, motion_rng, background_rng = _streams(seed)
+  if person_seed is not None:
+    # The person's streams, spawned like a video's: figure (shape, then look), camera reference
+    # motions (in a video's motion slot), backdrop. The motion stays the video seed's.
+    figure_rng, camera_rng, background_rng = _streams(person_seed)
+  dims, garment = _figure_shape(figure_rng)
+  look = _draw_look(figure_rng, garment)
+  parts = _build_parts(dims, garment, look)
+  maps, z, pelvis, squash = _build_motion(motion_rng, num_frames, dims)
+  if person_seed is None:
+    placed = _place(parts, maps, pelvis, squash, resolution)  # (T, P, 3, 3)
+  else:
+    camera, camera_joints = _person_camera(camera_rng, parts, dims, resolution)
+    placed = camera @ _turn(maps, pelvis, squash)
+  T, H, W = num_frames, resolution, resolution
+
+  # Table index = label: 0 is the background (identity), k the part PART_NAMES[k - 1].
+  tables = np.concatenate([np.broadcast_to(np.eye(3), (T, 1, 3, 3)), placed], axis=1)
+  inverse = np.linalg.inv(tables)
+
+  joints = _joints(placed, dims)
+  # The floor of a textured backdrop follows the video's feet, or in the single-person mode the
+  # feet of the person's reference motions (one backdrop for all of the person's videos).
+  floor_joints = joints if person_seed is None else camera_joints
 
   kind = background
   if kind == "mixed":
     kind = "studio" if background_rng.uniform() < 0.5 else "textured"
-  backdrop = _backdrop(background_rng, kind, resolution, joints)
+  backdrop = _backdrop(background_rng, kind, resolution, floor_joints)
   # One entry per look drawn: (parts, backdrop, background kind); the first is the video's.
   looks = [(parts, backdrop, kind)]
   if with_partner:
@@ -923,7 +1013,7 @@ def _render(seed, num_frames, resolution, background, with_partner):
     partner_kind = {"studio": "textured", "textured": "studio"}[kind] if background == "mixed" \
         else kind
     partner_backdrop = _farthest_draw(
-        lambda: _backdrop(partner_background_rng, partner_kind, resolution, joints),
+        lambda: _backdrop(partner_background_rng, partner_kind, resolution, floor_joints),
         lambda candidate: float(np.abs(candidate - backdrop).mean()), _MIN_BACKDROP_DIFFERENCE,
         _MAX_BACKDROP_DRAWS)
     looks.append((partner_parts, partner_backdrop, partner_kind))
@@ -1169,11 +1259,13 @@ def cross_identity_video(manual_dir, name: str) -> Path | None:
 
 def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_test_videos=None,
                   background="studio", video_format="png", preview=False,
-                  cross_identity=True) -> None:
+                  cross_identity=True, person_seed=None) -> None:
   """Renders the dataset into output_dir (train/, test/, test_cross/, dataset_info.json[,
   preview.png]).
 
   cross_identity: also writes the partner of every test video into CROSS_SPLIT (render_pair).
+  person_seed: None (or -1): off; an integer >= 0: every video shows that one person (the
+  single-person mode of the module docstring).
   All arguments are checked before anything is written; the dataset is written into a hidden
   temporary directory beside output_dir and renamed at the end, so output_dir is either complete
   or absent (a run killed with SIGKILL leaves its temporary directory to the next run for the
@@ -1184,6 +1276,9 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     num_test_videos = max(1, round(0.1 * num_videos)) if _is_int(num_videos) else num_videos
   _check_dataset_args(num_videos, num_frames, resolution, seed, num_test_videos, background,
                       video_format)
+  _check_render_args(seed, num_frames, resolution, background, person_seed)
+  if person_seed == -1:
+    person_seed = None
   if not isinstance(cross_identity, (bool, np.bool_)):
     raise ValueError(f"--cross_identity: must be True or False, got {cross_identity!r}")
   cross_identity = bool(cross_identity)
@@ -1203,7 +1298,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
           name = names[split][index]
           args = (video_seed(seed, split, index), num_frames, resolution, background)
           if split == "test" and cross_identity:
-            video, partner = render_pair(*args)
+            video, partner = render_pair(*args, person_seed=person_seed)
             _write_frames(temporary / CROSS_SPLIT, name, partner["frames"], video_format)
             write_ground_truth(temporary / CROSS_SPLIT / f"{name}.npz", partner)
             cross_backgrounds[name] = str(partner["background"])
@@ -1211,7 +1306,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
               preview_rows += _pair_rows(video, partner, 6)
             del partner
           else:
-            video = render_video(*args)
+            video = render_video(*args, person_seed=person_seed)
           _write_frames(split_dir, name, video["frames"], video_format)
           write_ground_truth(split_dir / f"{name}.npz", video)
           backgrounds[name] = str(video["background"])
@@ -1225,7 +1320,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     info = dict(generator="input_pipeline.synthetic", renderer_version=RENDERER_VERSION,
                 num_videos=num_videos, num_test_videos=num_test_videos, num_frames=num_frames,
                 resolution=resolution, seed=seed, background=background, format=video_format,
-                cross_identity=cross_identity, fps=FPS, part_names=list(PART_NAMES),
+                cross_identity=cross_identity, person_seed=person_seed, fps=FPS, part_names=list(PART_NAMES),
                 joint_names=list(JOINT_NAMES), videos=names, video_backgrounds=backgrounds)
     if cross_identity:
       info.update(cross_split=CROSS_SPLIT, cross_video_backgrounds=cross_backgrounds)
@@ -1253,6 +1348,8 @@ def _define_flags():
   flags.DEFINE_bool("preview", False, "Also write DIR/preview.png, a contact sheet of one video.")
   flags.DEFINE_bool("cross_identity", True, "Also write test_cross/: each test video's motion "
                     "with another appearance (--nocross_identity: none).")
+  flags.DEFINE_integer("person_seed", None, "Single-person mode: every video shows the person of "
+                       "this seed (>= 0) with its own motion (default none, or -1: off).")
   flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
   return flags.FLAGS
 
@@ -1269,7 +1366,7 @@ def main(argv):
     write_dataset(f.output_dir or "", num_videos=f.num_videos, num_frames=f.num_frames,
                   resolution=f.resolution, seed=f.seed, num_test_videos=f.num_test_videos,
                   background=f.background, video_format=f.format, preview=f.preview,
-                  cross_identity=f.cross_identity)
+                  cross_identity=f.cross_identity, person_seed=f.person_seed)
   print(f"wrote {f.output_dir}", file=sys.stderr)
 
 

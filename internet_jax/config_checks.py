@@ -107,6 +107,7 @@ NUMERIC_RULES = (
     (("eval_every_steps",), _zero_means("0 = at the start and end only")),
     (("num_eval_videos",), _zero_means("0 = no evaluation")),
     (("data.worker_count", "data.prepare_workers"), _zero_means("0 = in the main process")),
+    (("data.synthetic.person_seed",), Bound(low=-1, integer=True, meaning="-1 = off")),
     (("data.min_driving_offset", "data.synthetic.num_test_videos", "*seed"), _zero_means("")),
     (("data.synthetic.num_frames",), Bound(low=2, integer=True, meaning="flows need two frames")),
     (("optimizer.b1", "optimizer.b2", "optimizer.ema_decay"), FRACTION),

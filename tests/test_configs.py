@@ -93,7 +93,8 @@ def test_bad_values_are_named(field, value, message):
 
 
 # Every config file's numeric fields, each set to values no rule accepts: NaN and inf for floats,
-# a negative number for all (num_train_steps: -2, as -1 means "from num_epochs").
+# a negative number for all (num_train_steps: -2, as -1 means "from num_epochs";
+# data.synthetic.person_seed: -2, as -1 means off).
 NUMERIC_CONFIGS = {**ALL_CONFIGS, "bdmm_common": bdmm_common.get_config,
                    "bdmm_synthetic": bdmm_synthetic.get_config,
                    "bdmm_synthetic_tiny": lambda: bdmm_synthetic.get_config("tiny")}
@@ -105,7 +106,7 @@ def _bad_numeric_values():
   for name, get_config in NUMERIC_CONFIGS.items():
     for field, value in config_checks._numeric_fields(get_config()):
       first = value[0] if isinstance(value, (tuple, list)) else value
-      bad = [-2 if field == "num_train_steps" else -1]
+      bad = [-2 if field in ("num_train_steps", "data.synthetic.person_seed") else -1]
       if isinstance(first, float):
         bad += [math.nan, math.inf, -math.inf]
       for bad_value in bad:
