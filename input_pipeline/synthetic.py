@@ -1320,8 +1320,9 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
     info = dict(generator="input_pipeline.synthetic", renderer_version=RENDERER_VERSION,
                 num_videos=num_videos, num_test_videos=num_test_videos, num_frames=num_frames,
                 resolution=resolution, seed=seed, background=background, format=video_format,
-                cross_identity=cross_identity, person_seed=person_seed, fps=FPS, part_names=list(PART_NAMES),
-                joint_names=list(JOINT_NAMES), videos=names, video_backgrounds=backgrounds)
+                cross_identity=cross_identity, person_seed=person_seed, fps=FPS,
+                part_names=list(PART_NAMES), joint_names=list(JOINT_NAMES), videos=names,
+                video_backgrounds=backgrounds)
     if cross_identity:
       info.update(cross_split=CROSS_SPLIT, cross_video_backgrounds=cross_backgrounds)
     (temporary / "dataset_info.json").write_text(json.dumps(info, indent=1) + "\n")
