@@ -99,13 +99,14 @@ the dataset, training and test, shows one person, as a method trained per person
 "Robust Pose Transfer with Dynamic Details using Neural Video Rendering": one actor, many frames,
 evaluated on held-out poses). The video's three streams (figure, motion, backdrop: `_render`
 spawns three generators from SeedSequence(seed)) are then spawned from SeedSequence(P) instead,
-except the motion, which stays the video seed's: the figure's dimensions, garment and look
-(everything the appearance half of a cross-identity pair lists, and the shape half but the
-motion) and the backdrop (its kind too under --background=mixed) are those of P. The person's
-camera, the similarity that fits the figure into the frame, is fixed too: it is fitted to 8
-reference motions of 500 frames drawn from P's motion stream (unused otherwise) with 4% extra
-margin, not to each video's own motion (which would draw each video at its own scale), and a
-textured backdrop's floor follows the feet of those reference motions. So the training videos
+except the motion, which stays the video seed's: the figure's dimensions and garment, its look
+(textures, palettes, skin, hair, shoes, sleeves) and the backdrop (its kind too under
+--background=mixed) are those of P; the joint-angle trajectories, sway, steps, turn and depth
+order are the video's. The person's camera, the similarity that fits the figure into the frame,
+is fixed too: it is fitted to 8 reference motions of 500 frames drawn from P's motion stream
+(unused otherwise) with 4% extra margin, not to each video's own motion (which would draw each
+video at its own scale), and a textured backdrop's floor follows the feet of those reference
+motions. So the training videos
 together are one long video of one person in one studio, and the test videos are held-out
 motions; a test video's cross-identity partner is still another look at its motion (drawn from
 the video seed, made to differ from the person). Without person_seed every video is exactly what
