@@ -8,8 +8,8 @@
       --num_test_videos=4 --num_frames=48 --background=studio --seed=0
 
 Without --config the defaults of configs/default.py are used; the other flags override the config's
-`data` fields (--num_videos, --num_test_videos, --num_frames, --background and --seed those of
-`data.synthetic`). Synthetic data is rendered first if its folder has none (see
+`data` fields (--num_videos, --num_test_videos, --num_frames, --background, --seed and
+--person_seed those of `data.synthetic`). Synthetic data is rendered first if its folder has none (see
 `input_pipeline.datasets`: a subfolder of --manual_dir named by the settings); the command that
 `python -m internet_jax.evaluate` prints when a checkpoint's data is missing is of this form.
 Training prepares on first use anyway; this makes it explicit (and lets a multi-host job prepare
@@ -44,6 +44,8 @@ _SYNTHETIC = (
     ("num_frames", flags.DEFINE_integer("num_frames", None, "data.synthetic.num_frames")),
     ("background", flags.DEFINE_string("background", None, "data.synthetic.background")),
     ("seed", flags.DEFINE_integer("seed", None, "data.synthetic.seed")),
+    ("person_seed", flags.DEFINE_integer(
+        "person_seed", None, "data.synthetic.person_seed: one person in every video (-1: off)")),
 )
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", None, "processes decoding/encoding videos (default: data.prepare_workers or 0)")

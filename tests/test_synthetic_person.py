@@ -202,3 +202,17 @@ def test_config_check_accepts_person_seed_off_and_on():
                                        r"integer >= -1") as info:
     train.validate_config(config)
   assert "\n" not in str(info.value)
+
+
+def test_the_printed_prepare_command_prepares_a_person_dataset(tmp_path):
+  data = data_config(person_seed=5, num_videos=1, num_test_videos=1, num_frames=4)
+  data.resolution = 16
+  data.min_driving_offset = 0
+  data.manual_dir, data.data_dir = str(tmp_path / "raw"), str(tmp_path / "tfds")
+  command = datasets.prepare_command(data).split()
+  assert command[0] == "python" and "--person_seed=5" in command
+  result = subprocess.run([sys.executable] + command[1:], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  info = json.loads((datasets.synthetic_dir(data) / "dataset_info.json").read_text())
+  assert info["person_seed"] == 5
