@@ -128,11 +128,6 @@ class ResnetBlock(nn.Module):
     return x + instance_norm(self.dtype, "norm2")(y)
 
 
-def _level_width(base: int, max_features: int, level: int) -> int:
-  """Channels after `level` stride-2 downsamplings: base * 2^level, capped at max_features."""
-  return min(base * 2 ** level, max_features)
-
-
 class Trunk(nn.Module):
   """The pix2pixHD GlobalGenerator body shared by TransG and FgFeature2RGB, without its output
   layer: ReflectionPad3 + conv7 + IN + ReLU; `num_downsamples` x (conv3 stride 2 padding 1 + IN +
@@ -155,7 +150,7 @@ class Trunk(nn.Module):
       raise ValueError(f"{type(self).__name__}: input {height}x{width} is not divisible by "
                        f"2^num_downsamples={factor}")
     conv = dict(pix2pix_init=self.pix2pix_init, dtype=self.dtype)
-    width_at = lambda level: _level_width(self.base_features, self.max_features, level)  # noqa: E731
+    width_at = lambda level: min(self.base_features * 2 ** level, self.max_features)  # noqa: E731
     x = Conv2d(width_at(0), 7, name="stem", **conv)(reflect_pad(x.astype(self.dtype), 3))
     x = nn.relu(instance_norm(self.dtype, "stem_norm")(x))
     for level in range(1, self.num_downsamples + 1):
@@ -280,7 +275,11 @@ class D2GGenerator(nn.Module):
   `use_translation` False drops the translation net (the paper's "w/o translation" ablation: the
   output is the static image); `feature_channels` 0 is the "3 channels" ablation;
   `pose_condition` True concatenates the pose label to the texture image at the translation
-  net's input (Eq. 2, as the Jittor code does), False is PyTorch's FgFeature2RGB (no pose).
+  net's input (Eq. 2, as the Jittor code does; the paper's Fig. 3 draws it joining at an
+  intermediate level), False is PyTorch's FgFeature2RGB (no pose).
+
+  `dtype` is the networks' compute dtype; parameters and every output stay float32, and the
+  texture sampling and compositing run in float32 (Eq. 1 sums P bilinear samples).
   """
   num_parts: int
   resolution: int
