@@ -99,6 +99,10 @@ class Method:
   """Optional: train by truncated backpropagation through time (`Chunks`); `loss_fn` is then
   unused by the trainer and may be None."""
 
+  loss_reads_epoch: bool = False
+  """True: the trainer calls `loss_fn(..., key, epoch=E)` with E the 0-based epoch of the update
+  (int32 scalar, step // steps_per_epoch), for terms that switch on after the first epochs."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Chunks:

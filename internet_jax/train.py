@@ -153,7 +153,7 @@ def _chunked_updates(parts: dict, batch: dict, constants, step_key: jax.Array, *
 
 
 def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.Method, networks,
-               txs: dict, config) -> tuple[TrainState, dict]:
+               txs: dict, config, steps_per_epoch: int = 1) -> tuple[TrainState, dict]:
   """Updates every parameter group from one forward pass (once per chunk for methods trained in
   chunks, `Method.chunks`); returns the new state and scalars.
 
@@ -170,8 +170,11 @@ def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.
                                               chunks=method.chunks, networks=networks, txs=txs,
                                               config=config)
   else:
+    extra = ({"epoch": state.step // max(int(steps_per_epoch), 1)} if method.loss_reads_epoch
+             else {})
     grads, group_losses, metrics = default_gradients(
-        lambda params: method.loss_fn(networks, params, constants, batch, step_key), state.params)
+        lambda params: method.loss_fn(networks, params, constants, batch, step_key, **extra),
+        state.params)
     parts, finite, norms = _apply_gradients(parts, grads, group_losses, txs, config)
     metrics = {**metrics, **norms}
   skipped = jnp.logical_not(finite).astype(jnp.int32)
@@ -189,10 +192,11 @@ def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.
   return new_state, metrics
 
 
-def make_train_step(config, method: method_lib.Method, networks, txs: dict, mesh) -> Callable:
+def make_train_step(config, method: method_lib.Method, networks, txs: dict, mesh,
+                    steps_per_epoch: int = 1) -> Callable:
   """The jitted step: state replicated and donated, batch sharded along 'data'."""
   step_fn = functools.partial(train_step, method=method, networks=networks, txs=txs,
-                              config=config)
+                              config=config, steps_per_epoch=steps_per_epoch)
   replicated = sharding.replicated(mesh)
   return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(replicated, replicated))
 
@@ -219,7 +223,7 @@ def create_training(config: ml_collections.ConfigDict, mesh,
   init = jax.jit(functools.partial(create_train_state, config, method, networks, txs),
                  out_shardings=sharding.replicated(mesh))
   return Training(method=method, networks=networks, txs=txs, init=init,
-                  step=make_train_step(config, method, networks, txs, mesh),
+                  step=make_train_step(config, method, networks, txs, mesh, steps_per_epoch),
                   constants=sharding.put_replicated(method.create_constants(config), mesh))
 
 

@@ -9,6 +9,9 @@ import pytest
 from configs import ablations, dancefashion, default, synthetic
 from configs.bdmm import common as bdmm_common
 from configs.bdmm import synthetic as bdmm_synthetic
+from configs.d2g import person as d2g_person
+from configs.d2g import pretrain_synthetic as d2g_pretrain_synthetic
+from configs.d2g import synthetic as d2g_synthetic
 from internet_jax import config_checks, losses, method, monitor, optimizers, train
 from internet_jax.methods.internet import networks
 
@@ -97,7 +100,10 @@ def test_bad_values_are_named(field, value, message):
 # data.synthetic.person_seed: -2, as -1 means off).
 NUMERIC_CONFIGS = {**ALL_CONFIGS, "bdmm_common": bdmm_common.get_config,
                    "bdmm_synthetic": bdmm_synthetic.get_config,
-                   "bdmm_synthetic_tiny": lambda: bdmm_synthetic.get_config("tiny")}
+                   "bdmm_synthetic_tiny": lambda: bdmm_synthetic.get_config("tiny"),
+                   "d2g_synthetic": d2g_synthetic.get_config,
+                   "d2g_pretrain_synthetic": d2g_pretrain_synthetic.get_config,
+                   "d2g_person": d2g_person.get_config}
 
 
 def _bad_numeric_values():
