@@ -39,6 +39,11 @@ Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_g
   SloMo weights), `interp_psnr_flow` (the same protocol with a weight-free flow interpolator, always
   computed), E_temp (D2G-Net Eq. 10, flows on the reference video), Act-Recog-L1 (I3D weights);
   over the set of videos: FVD (I3D weights);
+* mode (a), when the test frames and the training split have "joints" annotations: D2G-Net's
+  Robust-PSNR / Robust-SSIM ("Robust Pose Transfer with Dynamic Details using Neural Video
+  Rendering", Sec. 4.1, Table 1), PSNR and SSIM over the Options.robust_frames (10) frames of all
+  test videos whose pose is farthest from every training pose (`psnr_robust`, `ssim_robust`,
+  `robust_frames` naming them; `internet_jax.metrics.poses`);
 * with synthetic ground truth (`<name>.npz` beside the reference videos, or in --ground_truth;
   in mode (a) in `<data.manual_dir>/test/`): `epe` (px at the model resolution, mode (a) only: it
   needs the predicted motion field) and `temporal_error_gt` (both modes).
@@ -47,7 +52,8 @@ no ground truth) is reported as "not computed: <why>", never left out.
 
 Trivial baselines, on the same frames as the model (a score means little without them):
 * copy-source: the output is the source, frame 0 of the reference video, for every frame
-  (`<metric>_copy_source` for SSIM, MS-SSIM, PSNR, L1, LPIPS and the true temporal error);
+  (`<metric>_copy_source` for SSIM, MS-SSIM, PSNR, L1, LPIPS, the robust frames' PSNR and SSIM
+  and the true temporal error);
 * figure region (synthetic ground truth): L1, PSNR and SSIM on the pixels where the part labels of
   the target frame or of the source frame are non-zero (`<metric>_figure`, and its copy-source
   `<metric>_figure_copy_source`), since background dominates small frames;
@@ -91,6 +97,7 @@ with epy.lazy_imports():  # imported on first use: `--help` returns at once
 
   from input_pipeline import flow as flow_lib
   from internet_jax.metrics import image as image_metrics
+  from internet_jax.metrics import poses as pose_metrics
   from internet_jax.metrics import synthetic_gt
   from internet_jax.metrics import temporal as temporal_metrics
 
@@ -140,6 +147,18 @@ BASELINE_KEYS = ("l1_copy_source", "psnr_copy_source", "psnr_copy_frames", "ssim
                  "psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames",
                  "ssim_figure", "ssim_figure_copy_source", "temporal_error_gt_copy_source",
                  "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS
+# D2G-Net's Robust-PSNR / Robust-SSIM ("Robust Pose Transfer with Dynamic Details using Neural
+# Video Rendering", Sec. 4.1, Table 1): the per-frame scores kept for them, and the keys of the
+# means (`Scorer.robust_scores`), model and copy-source on the frames whose pose is farthest from
+# the training poses.
+ROBUST_FRAME_KEYS = ("psnr", "ssim", "psnr_copy_source", "ssim_copy_source")
+ROBUST_KEYS = ("psnr_robust", "ssim_robust", "psnr_robust_copy_source", "ssim_robust_copy_source",
+               "psnr_robust_copy_frames", "robust_frames")
+# metrics.md's Robust frames table: (title, frames, model key, copy-source key or None).
+ROBUST_ROWS = (("Robust-PSNR ↑", "all robust frames", "psnr_robust", None),
+               ("Robust-PSNR ↑", "those the copy does not reproduce exactly",
+                "psnr_robust_copy_frames", "psnr_robust_copy_source"),
+               ("Robust-SSIM ↑", "all robust frames", "ssim_robust", "ssim_robust_copy_source"))
 # Per-video metrics: the table's, plus diagnostics and baselines reported beside them.
 VIDEO_KEYS = tuple(key for key, _, _ in PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS
                    if key not in DATASET_KEYS) + ("interp_psnr_self", "interp_psnr_flow_self",
@@ -203,6 +222,21 @@ DEFINITIONS = {
     "epe_<region>": "epe_figure over the source-visible pixels of one body region's parts only "
                     "(internet_jax.metrics.BODY_REGIONS: arms, legs, trunk; <region>_zero_motion beside "
                     "it): whether thin, fast limbs are followed",
+    "psnr_robust": "Robust-PSNR of \"Robust Pose Transfer with Dynamic Details using Neural Video "
+                   "Rendering\" (Sec. 4.1, Table 1): psnr's per-frame PSNR averaged over the "
+                   "robust_frames only",
+    "ssim_robust": "Robust-SSIM of the same paper (Table 1): ssim's per-frame SSIM averaged over "
+                   "the robust_frames only",
+    "psnr_robust_copy_source": "the copy-source PSNR over the robust_frames, leaving out those the "
+                               "copy reproduces exactly (+inf), as psnr_copy_source does",
+    "ssim_robust_copy_source": "the copy-source SSIM averaged over the robust_frames",
+    "psnr_robust_copy_frames": "the model's PSNR over the same frames as psnr_robust_copy_source "
+                               "(the model column of metrics.md's Robust frames table)",
+    "robust_frames": "the scored test frames (\"video:frame\", up to Options.robust_frames = 10, "
+                     "the paper's M) whose pose is farthest from every training pose: nearest-"
+                     "neighbour Euclidean distance of the flattened 2D keypoints in pixels, over "
+                     "the joints valid in both (internet_jax.metrics.poses); chosen among all "
+                     "frames of all scored videos, in each block among that block's frames",
     "cross_identity": CROSS_IDENTITY_TEXT + " Mode (a) only, for the test videos with a partner.",
 }
 
@@ -224,6 +258,7 @@ class Options:
   slomo_weights: str = ""
   flow_preset: str = "medium"
   chunk_size: int = 16  # frames per per-frame-metric call: bounds float64 temporaries
+  robust_frames: int = 10  # M of D2G-Net's Robust-PSNR / Robust-SSIM (mode (a), with poses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +367,8 @@ class Scorer:
     self.options = options
     self.networks = load_network_metrics(options)
     self.videos: dict[str, dict[str, Any]] = {}
+    # {name: {key: (T,) float64}} per ROBUST_FRAME_KEYS: what the robust-frame means need.
+    self.frame_values: dict[str, dict[str, np.ndarray]] = {}
     self._fid_features = ([], [])  # (generated, reference) (N, 2048) chunks
     self._i3d_features = ([], [])  # (generated, reference) one vector per video
 
@@ -340,9 +377,10 @@ class Scorer:
     return (None, value) if isinstance(value, str) else (value, None)
 
   def _per_frame(self, generated: np.ndarray, reference: np.ndarray, figure: np.ndarray | None,
-                 no_figure_reason: str) -> dict[str, Any]:
-    """The per-frame metrics of the model and of copy-source (frame 0 of the reference), and their
-    figure-region versions when there is a figure mask."""
+                 no_figure_reason: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The means over frames of the per-frame metrics of the model and of copy-source (frame 0 of
+    the reference), and their figure-region versions when there is a figure mask; and the
+    per-frame values of ROBUST_FRAME_KEYS."""
     lpips, lpips_reason = self._network("lpips")
     fid, _ = self._network("fid")
     source = reference[0]
@@ -371,6 +409,7 @@ class Scorer:
       for key, value in chunk.items():
         values.setdefault(key, []).append(value)
     scores = mean_frame_scores(values, not_computed("no figure pixels in any frame"))
+    kept = {key: np.concatenate(values[key]).astype(np.float64) for key in ROBUST_FRAME_KEYS}
     for key in ("ms_ssim", "ms_ssim_copy_source"):
       scores.setdefault(key, ms_ssim_reason)
     for key in ("lpips", "lpips_copy_source"):
@@ -381,7 +420,7 @@ class Scorer:
     for _, copy_key, same_key in COPY_FRAME_PAIRS[1:]:
       scores.setdefault(copy_key, no_figure_reason)
       scores.setdefault(same_key, no_figure_reason)
-    return scores
+    return scores, kept
 
   def _temporal(self, generated: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     scores: dict[str, Any] = {}
@@ -462,12 +501,56 @@ class Scorer:
                          f"the video has {len(generated)}")
       figure = synthetic_gt.figure_mask(truth["part_labels"], generated.shape[1:3])
     scores: dict[str, Any] = {"num_frames": int(len(generated))}
-    scores.update(self._per_frame(generated, reference, figure, no_truth_reason))
+    per_frame, self.frame_values[name] = self._per_frame(generated, reference, figure,
+                                                         no_truth_reason)
+    scores.update(per_frame)
     scores.update(self._temporal(generated, reference))
     scores.update(self._ground_truth(generated, reference, motion_full, truth, no_truth_reason))
     self.videos[name] = {"num_frames": scores["num_frames"],
                          **{key: scores[key] for key in VIDEO_KEYS}}
     return self.videos[name]
+
+  def robust_scores(self, train_joints: np.ndarray, test_joints: dict[str, np.ndarray],
+                    count: int) -> dict[str, Any]:
+    """D2G-Net's Robust-PSNR / Robust-SSIM ("Robust Pose Transfer with Dynamic Details using
+    Neural Video Rendering", Sec. 4.1) and their copy-source baselines: {ROBUST_KEYS: value}.
+
+    The `count` frames, among all frames of the videos scored so far, whose pose is farthest from
+    the training poses (`poses.farthest_poses`); their per-frame scores are averaged as
+    `mean_frame_scores` averages a video's (the copy-source PSNR leaves out a frame it reproduces
+    exactly, psnr_robust_copy_frames is the model's PSNR over the same frames). Args:
+    train_joints: (N, J, 2) pixel joints, NaN where missing; test_joints: {video name: (T, J, 2)}
+    for every video scored, T its frame count.
+    """
+    where, stacked = [], []
+    for name, video in self.videos.items():
+      joints = test_joints.get(name)
+      if joints is None:
+        return dict.fromkeys(ROBUST_KEYS, not_computed(f"test video {name} has no poses"))
+      if len(joints) != video["num_frames"]:
+        raise ValueError(f"test video {name}: {len(joints)} poses for {video['num_frames']} "
+                         "frames")
+      where += [(name, t) for t in range(len(joints))]
+      stacked.append(joints)
+    if not where:
+      return dict.fromkeys(ROBUST_KEYS, not_computed("no video scored"))
+    try:
+      chosen = pose_metrics.farthest_poses(train_joints, np.concatenate(stacked), count)
+    except ValueError as e:  # e.g. no training pose with a valid joint, other joint counts
+      return dict.fromkeys(ROBUST_KEYS, not_computed(_one_line(e)))
+    if not len(chosen):
+      return dict.fromkeys(ROBUST_KEYS, not_computed(
+          "no test frame has a valid joint shared with a training pose" if count else
+          "robust_frames is 0"))
+    frames = [where[i] for i in chosen]
+    means = mean_frame_scores({key: np.array([self.frame_values[name][key][t]
+                                              for name, t in frames])
+                               for key in ROBUST_FRAME_KEYS}, not_computed("no frame"))
+    return {"psnr_robust": means["psnr"], "ssim_robust": means["ssim"],
+            "psnr_robust_copy_source": means["psnr_copy_source"],
+            "ssim_robust_copy_source": means["ssim_copy_source"],
+            "psnr_robust_copy_frames": means["psnr_copy_frames"],
+            "robust_frames": [f"{name}:{t}" for name, t in frames]}
 
   def _dataset_metrics(self) -> dict[str, Any]:
     out = {}
@@ -493,8 +576,9 @@ class Scorer:
         out["fvd"] = not_computed(_one_line(e))
     return out
 
-  def results(self, **header) -> dict[str, Any]:
-    """Everything metrics.json holds: header fields, means, per-video scores, reasons."""
+  def results(self, robust: dict[str, Any] | str | None = None, **header) -> dict[str, Any]:
+    """Everything metrics.json holds: header fields, means, per-video scores, reasons.
+    `robust`: `robust_scores`' result, or the reason it is not computed."""
     mean: dict[str, Any] = {}
     notes = []
     for key in VIDEO_KEYS:
@@ -505,6 +589,10 @@ class Scorer:
         notes.append(f"{key}: mean over {len(values) - len(skipped)} of {len(values)} videos "
                      f"(others {skipped[0]})")
     mean.update(self._dataset_metrics())
+    if not isinstance(robust, dict):
+      mean.update(dict.fromkeys(ROBUST_KEYS, robust or not_computed("no poses given")))
+    else:
+      mean.update({key: robust[key] for key in ROBUST_KEYS})
     ordered = {key: mean[key] for key, _, _ in
                PER_FRAME_COLUMNS + TEMPORAL_COLUMNS + GROUND_TRUTH_COLUMNS}
     ordered.update({key: mean[key] for key in mean if key not in ordered})
@@ -558,6 +646,23 @@ def _baseline_table(mean: dict[str, Any]) -> list[str]:
   return lines
 
 
+def _robust_lines(mean: dict[str, Any], heading: str) -> list[str]:
+  """metrics.md's Robust frames section: model vs copy-source on the ROBUST_ROWS."""
+  frames = mean["robust_frames"]
+  lines = ["", f"{heading} Robust frames", "",
+           "D2G-Net's Robust-PSNR / Robust-SSIM (\"Robust Pose Transfer with Dynamic Details using "
+           "Neural Video Rendering\", Table 1): the test frames whose pose is farthest from every "
+           "training pose."]
+  if isinstance(frames, str):
+    return lines + ["", frames]
+  lines += [f"{len(frames)} frames: {', '.join(frames)}.", "",
+            "| Metric | Frames | Model | Copy-source |", "|---|---|---|---|"]
+  for title, which, model, copy in ROBUST_ROWS:
+    lines.append(f"| {title} | {which} | {_cell(mean[model], model)} | "
+                 f"{_cell(mean[copy], copy) if copy else '—'} |")
+  return lines
+
+
 def _per_video_baselines(videos: dict[str, Any]) -> list[str]:
   """Per-video model / copy-source (/ zero motion) pairs of the whole-frame and figure scores."""
   pairs = (("L1", "l1", "l1_copy_source"), ("PSNR", "psnr_copy_frames", "psnr_copy_source"),
@@ -602,6 +707,7 @@ def _block_lines(results: dict[str, Any], label: str, heading: str) -> list[str]
             "ground truth). PSNR rows average over the frames the copy does not reproduce "
             "exactly (all but the source frame itself).", ""]
   lines += _baseline_table(mean)
+  lines += _robust_lines(mean, heading)
   if results["not_computed"]:
     lines += ["", f"{heading} Not computed", ""]
     lines += [f"- {key}: {reason}" for key, reason in results["not_computed"].items()]
@@ -751,7 +857,9 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
                        f"{reference[name]}'s {real.shape[2]}x{real.shape[1]}; pass --resolution "
                        "to resize both")
     scorer.add(name, fake, real, ground_truth=truths[name])
-  results = scorer.results(mode="folders", label=generated_dir.name,
+  results = scorer.results(robust=not_computed("folder mode: no poses (Robust-PSNR/SSIM need the "
+                                               "test and training poses of --workdir mode)"),
+                           mode="folders", label=generated_dir.name,
                            generated=str(generated_dir), reference=str(reference_dir))
   write_reports(results, target)
   return results
@@ -786,6 +894,41 @@ def cross_identity_frames(manual_dir, name: str, resolution: int
   if path is None:
     return None
   return path, video_io.read_video(path, int(resolution))
+
+
+def training_poses(data_config) -> np.ndarray | str:
+  """(N, J, 2) pixel joints of every frame of the training split of `data_config` (NaN where
+  "joints_valid" is False; annotations are read, never pixels), or the reason they are missing
+  (`not_computed`): no prepared training split, or a training video without joints."""
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+  try:
+    source = datasets.get_video_source(data_config, "train", create=False)
+  except datasets.DataError as e:  # MissingDataError included
+    return not_computed(f"no training split to compare the test poses with ({_one_line(e)})")
+  stacked = []
+  for video in range(len(source)):
+    joints = pose_metrics.video_joints(source, video)
+    if joints is None:
+      return not_computed(f"training video {source.video_name(video)} has no 'joints' "
+                          "annotation")
+    stacked.append(joints)
+  shapes = sorted({joints.shape[1:] for joints in stacked})
+  if len(shapes) != 1:
+    return not_computed(f"the training videos' joints have different shapes {shapes}")
+  return np.concatenate(stacked)
+
+
+def _robust(scorer: Scorer, train_joints: np.ndarray | str | None,
+            test_joints: dict[str, np.ndarray | None], count: int) -> dict[str, Any] | str:
+  """`scorer.robust_scores`, or the reason it is not computed."""
+  if not count:
+    return not_computed("robust_frames is 0")
+  missing = [name for name in scorer.videos if test_joints.get(name) is None]
+  if missing:
+    return not_computed(f"test video {missing[0]} has no 'joints' annotation")
+  if isinstance(train_joints, str):
+    return train_joints
+  return scorer.robust_scores(train_joints, test_joints, count)
 
 
 def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: int | None = None,
@@ -834,6 +977,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
   count = min(len(source), max_videos) if max_videos else len(source)
   scorer, cross_scorer = Scorer(options), Scorer(options)
   without_partner = []
+  test_joints: dict[str, np.ndarray | None] = {}  # the robust frames' poses
   for video in tqdm.tqdm(range(count), desc="evaluate", unit="video", file=sys.stderr,
                     disable=None):
     name = source.video_name(video)
@@ -845,6 +989,7 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
     truth = truth_dir / f"{name}.npz"
     truth = truth if truth.is_file() else None
     scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
+    test_joints[name] = pose_metrics.video_joints(source, video)
     partner = cross_identity_frames(data_config.manual_dir, name, data_config.resolution)
     if partner is None:
       without_partner.append(name)
@@ -859,11 +1004,19 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
                                           renderer, source, video, 0, range(len(frames)),
                                           driving_file=path))
     cross_scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
-  results = scorer.results(mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
+  # D2G-Net's robust frames: the training poses are read only when the test frames have poses.
+  train_joints = None
+  if options.robust_frames and any(joints is not None for joints in test_joints.values()):
+    train_joints = training_poses(data_config)
+  results = scorer.results(robust=_robust(scorer, train_joints, test_joints, options.robust_frames),
+                           mode="self_imitation", label=f"{Path(workdir).name} (step {step})",
                            workdir=str(workdir), step=step,
                            test_split=getattr(source, "dataset_dir", str(data_config.manual_dir)))
   if cross_scorer.videos:
-    cross = cross_scorer.results(mode="cross_identity", partners=str(cross_dir))
+    # The same test frames (the partner moves as test/<name> does): chosen among those scored.
+    cross = cross_scorer.results(
+        robust=_robust(cross_scorer, train_joints, test_joints, options.robust_frames),
+        mode="cross_identity", partners=str(cross_dir))
     del cross["definitions"]  # the top level's
     if without_partner:
       cross["notes"].append(f"{len(without_partner)} of {count} test videos have no partner in "

@@ -249,6 +249,9 @@ def test_pretraining_then_per_person_training_loads_transg(data_root, tmp_path):
   results = evaluate.evaluate_workdir(str(workdir), output_dir=tmp_path / "eval")
   assert 0.0 < results["mean"]["l1"] < 1.0
   assert (tmp_path / "eval" / "metrics.md").is_file()
+  # D2G-Net's Robust-PSNR / Robust-SSIM: the data has joints in both splits.
+  assert isinstance(results["mean"]["psnr_robust"], float)
+  assert len(results["mean"]["robust_frames"]) == min(10, results["num_frames"])
 
   # animate: the person's model driven by a video with joints in the .npz beside it.
   video = synthetic.render_video(11, num_frames=5, resolution=r)

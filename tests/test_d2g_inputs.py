@@ -1,5 +1,5 @@
 """Tests of D2G-Net's inputs (internet_jax/methods/d2g/inputs.py): training pairs, the pose
-label, the unfolded texture, the median background and the robust test poses."""
+label, the unfolded texture and the median background."""
 
 import pickle
 
@@ -285,26 +285,3 @@ def test_static_background_of_a_person_dataset(person_source):
   # Elsewhere the median: close to the backdrop where it shows in most frames.
   shown = np.mean([v["part_labels"] == 0 for v in videos], axis=(0, 1)) == 1.0
   assert np.abs(background[shown] - videos[0]["frames"][0][shown] / 255.0).mean() < 0.01
-
-
-# --- Robust test poses ----------------------------------------------------------------------------
-
-
-def test_robust_test_indices_match_brute_force():
-  rng = np.random.default_rng(2)
-  train = rng.normal(size=(40, J, 2)) * 10
-  test = rng.normal(size=(25, J, 2)) * 10
-  test[7] += 30  # far from everything
-  got = inputs.robust_test_indices(train, test, count=10)
-  distances = []
-  for m in range(len(test)):
-    best = min(np.sqrt(np.sum((test[m].ravel() - train[n].ravel()) ** 2))
-               for n in range(len(train)))
-    distances.append(best)
-  want = sorted(range(len(test)), key=lambda m: -distances[m])[:10]
-  assert got.tolist() == want and got[0] == 7
-  assert inputs.robust_test_indices(train, test[:3], count=10).tolist() == \
-      sorted(range(3), key=lambda m: -distances[m])
-  assert inputs.robust_test_indices(train, test, count=0).shape == (0,)
-  with pytest.raises(ValueError, match="robust_test_indices"):
-    inputs.robust_test_indices(train[:0], test)

@@ -28,7 +28,8 @@ TABLE_COLUMNS = ("MS-SSIM ↑", "FID ↓", "LPIPS ↓", "SSIM ↑", "PSNR ↑", 
                  "Act-Recog-L1 ↓", "Interp-PSNR (flow) ↑", "E_temp ↓", "FVD ↓")
 MEAN_KEYS = {"ms_ssim", "fid", "lpips", "ssim", "psnr", "l1", "interp_psnr", "act_recog_l1",
              "interp_psnr_flow", "e_temp", "fvd", "epe", "temporal_error_gt", "interp_psnr_self",
-             "interp_psnr_flow_self", "e_temp_valid"} | set(evaluate.BASELINE_KEYS)
+             "interp_psnr_flow_self", "e_temp_valid"} | set(evaluate.BASELINE_KEYS) | set(
+                 evaluate.ROBUST_KEYS)
 NETWORK_KEYS = ("fid", "lpips", "act_recog_l1", "fvd", "interp_psnr", "interp_psnr_self")
 
 
@@ -107,7 +108,8 @@ def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folder
   assert set(results["not_computed"]) == set(NETWORK_KEYS) | {
       "ms_ssim", "epe", "ms_ssim_copy_source", "lpips_copy_source", "epe_zero_motion",
       "epe_figure", "epe_figure_zero_motion", "epe_arms", "epe_arms_zero_motion", "epe_legs",
-      "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"}
+      "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"} | set(evaluate.ROBUST_KEYS)
+  assert mean["psnr_robust"].startswith("not computed: folder mode: no poses")
   # Copy-source (frame 0 for every frame) beside every per-frame score; figure region where the
   # ground truth is (clip_a only).
   copy = np.broadcast_to(real[0], real.shape)
@@ -270,6 +272,13 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   assert cross_video["l1_copy_source"] == video["l1_copy_source"]  # the same source and target
   assert cross_video["epe_zero_motion"] == video["epe_zero_motion"]  # ... and the same motion
   assert 0.0 <= cross_video["epe_figure"] < 32.0
+  # D2G-Net's Robust-PSNR / Robust-SSIM: the synthetic data has joints in both splits; the 10 of
+  # the 12 test frames farthest from the training poses, the same frames in both blocks.
+  assert isinstance(results["mean"]["psnr_robust"], float)
+  assert isinstance(cross["mean"]["ssim_robust_copy_source"], float)
+  assert len(results["mean"]["robust_frames"]) == 10
+  assert cross["mean"]["robust_frames"] == results["mean"]["robust_frames"]
+  assert "## Robust frames" in markdown and "### Robust frames" in markdown
 
   # Without partners the block says so.
   monkeypatch.setattr(evaluate, "cross_identity_frames", lambda *args: None)

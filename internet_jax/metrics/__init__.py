@@ -1,6 +1,7 @@
 """Evaluation metrics for human video synthesis (INTERnet paper, Sec. 4.1).
 
-Weight-free metrics live in `image` (per-frame), `temporal` and `synthetic_gt`;
+Weight-free metrics live in `image` (per-frame), `temporal` and `synthetic_gt`, the choice of
+D2G-Net's Robust-SSIM/PSNR test frames by pose in `poses`;
 network metrics (LPIPS, FID, I3D/FVD, Super SloMo's Interp-PSNR) live in their own modules and
 raise `MetricUnavailable` when their weights are absent.
 """

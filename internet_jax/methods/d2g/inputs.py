@@ -1,5 +1,5 @@
-"""D2G-Net's inputs: training pairs, the pose label, the initial texture and background, and the
-Robust-SSIM/PSNR test poses.
+"""D2G-Net's inputs: training pairs, the pose label, and the initial texture and background (the
+Robust-SSIM/PSNR test poses are the shared evaluation's, internet_jax/metrics/poses.py).
 
 D2G-Net ("Robust Pose Transfer with Dynamic Details using Neural Video Rendering") is trained per
 person on the frames of one video. Each step sees consecutive pairs (t - 1, t) (its temporal loss,
@@ -383,45 +383,3 @@ def static_background(source: sources.VideoSource, max_frames: int | None = None
   if np.isnan(median).any():  # no background pixel in any frame read
     median = np.where(np.isnan(median), 127.5, median)
   return (median / 255.0).astype(np.float32)
-
-
-# --- The Robust-SSIM / Robust-PSNR test poses -----------------------------------------------------
-
-
-def robust_test_indices(train_joints: np.ndarray, test_joints: np.ndarray,
-                        count: int = 10) -> np.ndarray:
-  """D2G-Net's robust evaluation poses: the `count` test poses farthest from the training poses.
-
-  The paper's Robust-SSIM / Robust-PSNR (Sec. 4.1) score the 10 validation poses whose nearest
-  neighbour among the training poses, by 2D-keypoint Euclidean distance, is farthest; neither
-  public repository implements it. The distance between two poses here is the Euclidean norm of
-  the difference of their flattened (J * 2) pixel keypoint vectors, with no normalisation (both
-  sets show the same person in the same camera); every joint counts.
-
-  Args:
-    train_joints: (N, J, 2) the training poses, N >= 1.
-    test_joints: (M, J, 2) the test poses.
-    count: how many to return, capped at M.
-  Returns:
-    (min(count, M),) int64 indices into test_joints, by decreasing nearest-neighbour distance
-    (ties: the lower index first).
-  """
-  train = np.asarray(train_joints, np.float64)
-  test = np.asarray(test_joints, np.float64)
-  if train.ndim != 3 or test.ndim != 3 or train.shape[1:] != test.shape[1:]:
-    raise ValueError(f"robust_test_indices: expected (N, J, 2) and (M, J, 2) joints, got "
-                     f"{train.shape} and {test.shape}")
-  if len(train) == 0:
-    raise ValueError("robust_test_indices: no training poses")
-  if isinstance(count, bool) or int(count) < 0:
-    raise ValueError(f"robust_test_indices: count must be an integer >= 0, got {count!r}")
-  train = train.reshape(len(train), -1)
-  test = test.reshape(len(test), -1)
-  nearest = np.empty(len(test))
-  chunk = max(1, 2 ** 22 // max(train.size, 1))  # bounds the (chunk, N, 2J) differences
-  for start in range(0, len(test), chunk):
-    block = test[start:start + chunk]
-    distances = np.sqrt(((block[:, None, :] - train[None]) ** 2).sum(-1))
-    nearest[start:start + chunk] = distances.min(1)
-  order = np.argsort(-nearest, kind="stable")
-  return order[:min(int(count), len(test))].astype(np.int64)
