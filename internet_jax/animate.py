@@ -3,7 +3,8 @@
 Command line (one of --workdir / --checkpoint):
 
   python -m internet_jax.animate --workdir=DIR --source=IMG --driving=VIDEO --output=OUT.mp4 \
-      [--relative] [--adapt_scale] [--batch_size=8] [--visualize] [--use_ema] [--verbose]
+      [--relative] [--adapt_scale] [--normalize_pose] [--smooth_poses=SIGMA] [--background=IMG] \
+      [--batch_size=8] [--visualize] [--use_ema] [--verbose]
   python -m internet_jax.animate --checkpoint=DIR/checkpoints/STEP --pairs=pairs.csv \
       --output_dir=OUT [same options]
 
@@ -23,7 +24,9 @@ Rules:
 * Any method: the checkpoint's config picks it, and its renderer (`inference.Renderer`) animates
   the frames in fixed-size batches (the last one padded), so it compiles once per batch size.
 * `--relative` / `--adapt_scale` are inference options of keypoint methods (INTERnet: FOMM's
-  relative motion, `methods/internet/renderer.py`); a method without them says so.
+  relative motion, `methods/internet/renderer.py`); `--normalize_pose`, `--smooth_poses` and
+  `--background` those of pose-driven methods with a learnt background (D2G-Net,
+  `methods/d2g/renderer.py`); a method without an option says so.
 * The output video has the driving video's frame rate (30 fps when it states none).
 * Bad input stops with one line `error: <path>: <problem>` and exit status 1 (a traceback only
   with --verbose); the output is written to a temporary file beside the target and renamed at the
@@ -361,6 +364,12 @@ def _define_flags():
   flags.DEFINE_string("output", None, "Output video (.mp4/.mov/.mkv).")
   flags.DEFINE_bool("relative", False, "FOMM relative motion (same pose in source and frame 0).")
   flags.DEFINE_bool("adapt_scale", False, "With --relative: scale motion by the anchor hull sizes.")
+  flags.DEFINE_bool("normalize_pose", False, "Pose-driven methods (D2G-Net): scale and move the "
+                    "driving poses onto the source photo's person (another person driving).")
+  flags.DEFINE_float("smooth_poses", 0.0, "Pose-driven methods (D2G-Net): smooth the driving "
+                     "poses over time with a Gaussian of this sigma in frames (0: off).")
+  flags.DEFINE_string("background", None, "Methods with a learnt background (D2G-Net): an image "
+                      "that replaces it (resized and padded like the source).")
   flags.DEFINE_integer("batch_size", 8, "Driving frames per generator call.")
   flags.DEFINE_bool("visualize", False,
                     "Write the method's side-by-side panels instead (INTERnet: source | driving | "
@@ -381,6 +390,8 @@ def _check_flags(flags_) -> None:
   elif not (flags_.source and flags_.driving and flags_.output) or flags_.output_dir:
     raise ValueError("give --source, --driving and --output (or --pairs and --output_dir)")
   errors.check_positive(flags_, "batch_size")
+  if not flags_.smooth_poses >= 0:  # NaN included
+    raise ValueError(f"--smooth_poses: must be >= 0, got {flags_.smooth_poses}")
   if flags_.adapt_scale and not flags_.relative:
     raise ValueError("--adapt_scale scales relative motion; add --relative")
 
@@ -394,8 +405,12 @@ def main(argv) -> None:
   with errors.user_errors(verbose=flags_.verbose), temporaries.stop_on_signals("the video"):
     _check_flags(flags_)
     # Only the switches that are set: a method without them takes none.
-    options = {name: True for name in ("relative", "adapt_scale") if getattr(flags_, name)}
+    options = {name: True for name in ("relative", "adapt_scale", "normalize_pose")
+               if getattr(flags_, name)}
+    if flags_.smooth_poses:
+      options["smooth_poses"] = flags_.smooth_poses
     options["visualize_panels"] = flags_.visualize
+    background = read_image(flags_.background) if flags_.background else None
     if not flags_.pairs:
       check_output(flags_.output, flags_.source, flags_.driving)
       read_image(flags_.source)
@@ -404,6 +419,8 @@ def main(argv) -> None:
       check_pairs(flags_.pairs, flags_.output_dir)
     renderer = load_renderer(flags_.workdir or flags_.checkpoint, use_ema=flags_.use_ema,
                              batch_size=flags_.batch_size)
+    if background is not None:
+      options["background"] = video_io.resize_and_pad(background, renderer.resolution)
     logging.info("method %s at %dpx from %s", renderer.config.method,
                  renderer.config.data.resolution, flags_.workdir or flags_.checkpoint)
     start = time.perf_counter()

@@ -7,6 +7,10 @@ on flows whose warps are exact (integer shifts)."""
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
+import subprocess
+import sys
 
 import imageio.v3 as iio
 import jax
@@ -17,7 +21,9 @@ import pytest
 from configs.d2g import pretrain_synthetic, synthetic as d2g_synthetic
 from input_pipeline import annotations, datasets, synthetic, video_io
 from internet_jax import animate, checkpointing, evaluate, inference, method, notebook, train
-from internet_jax.methods.d2g import objective
+from internet_jax.methods.d2g import objective, poses, renderer as d2g_renderer
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --- Loss terms -----------------------------------------------------------------------------------
@@ -102,6 +108,64 @@ def test_flow_confidence_is_the_forward_backward_check():
       if 2 <= i < 5 and 2 <= x < 5:
         expected[i, j] = 0.0
   np.testing.assert_array_equal(confidence, expected)
+
+
+# --- Driving poses -------------------------------------------------------------------------------
+
+
+def _standing(num_frames, rng, scale=1.0, shift=(0.0, 0.0)):
+  """Synthetic-skeleton poses: joints around a standing figure, head at y 10, ankles at y 50."""
+  joints = rng.uniform(20, 40, (num_frames, 15, 2))
+  joints[:, 0, 1] = 10.0
+  joints[:, [11, 14], 1] = 50.0
+  joints[:, 11, 0], joints[:, 14, 0] = 25.0, 35.0
+  return (joints * scale + np.asarray(shift)).astype(np.float32)
+
+
+def test_normalize_poses_maps_another_persons_poses_onto_the_target():
+  rng = np.random.default_rng(3)
+  target = _standing(1, rng)
+  poses_of_target = _standing(6, rng)
+  # The same motion performed by a person twice as tall, standing elsewhere in the frame.
+  driving = poses_of_target * 2.0 + np.array([7.0, -30.0], np.float32)
+  valid = np.ones((6, 15), bool)
+  normalized = poses.normalize_poses(driving, valid, target, np.ones((1, 15), bool))
+  # Feet midpoint (30, 50) and height 40 in both target and the target's own motion.
+  np.testing.assert_allclose(normalized, poses_of_target, atol=1e-4)
+  with pytest.raises(ValueError, match="head and both ankles"):
+    poses.normalize_poses(driving, np.zeros_like(valid), target, np.ones((1, 15), bool))
+
+
+def test_smooth_poses_fills_invalid_frames_and_keeps_a_linear_motion():
+  frames = np.arange(9, dtype=np.float32)
+  joints = np.stack([np.stack([frames, 2 * frames], -1)] * 2, axis=1)  # (9, 2, 2), linear
+  valid = np.ones((9, 2), bool)
+  valid[3:5, 0] = False
+  valid[:, 1] = False  # never valid: left as it is
+  broken = joints.copy()
+  broken[3:5, 0] = -100.0
+  filled, filled_valid = poses.smooth_poses(broken, valid, 0.0)
+  np.testing.assert_allclose(filled[:, 0], joints[:, 0])  # linear interpolation
+  assert filled_valid[:, 0].all() and not filled_valid[:, 1].any()
+  smoothed, _ = poses.smooth_poses(broken, valid, 1.0)
+  # A symmetric kernel keeps a linear motion away from the ends (4 sigma of margin).
+  np.testing.assert_allclose(smoothed[4, 0], joints[4, 0], atol=1e-3)
+
+
+def test_pose_labels_draw_the_skeleton_of_the_configured_joint_count():
+  config = d2g_synthetic.get_config("tiny")
+  r = config.data.resolution
+  config.d2g.num_joints = 25  # OpenPose BODY_25: a bone from the neck (1) to the mid hip (8)
+  joints = np.full((1, 25, 2), -100.0, np.float32)  # off the frame: nothing drawn
+  joints[0, 1], joints[0, 8] = (16, 4), (16, 28)
+  valid = np.zeros((1, 25), bool)
+  valid[0, [1, 8]] = True
+  label = np.asarray(objective.pose_labels(config, jnp.asarray(joints), jnp.asarray(valid)))[0]
+  assert label.shape == (r, r, 3)
+  assert np.all(label[4:29, 16].min(-1) < 0.9) and np.all(label[:, :10] == 1.0)  # a line on white
+  config.d2g.num_joints = 17
+  with pytest.raises(ValueError, match=r"^config.d2g.num_joints: 17 joints is no known skeleton"):
+    train.validate_config(config)
 
 
 # --- Optimisers -----------------------------------------------------------------------------------
@@ -271,6 +335,38 @@ def test_pretraining_then_per_person_training_loads_transg(data_root, tmp_path):
   # h264 keeps the low frequencies of the untrained model's noisy frames: 8 x 8 block means.
   blocks = lambda v: v.astype(float).reshape(5, r // 8, 8, r // 8, 8, 3).mean((2, 4))  # noqa: E731
   assert np.mean(np.abs(blocks(written) - blocks(expected))) < 4
+  # Inference options: another person's poses normalised onto the source frame's person, and a
+  # swapped background (Eqs. 3-4 with the new one).
+  shifted = [{"joints": joints * 0.8 + 3.0} for joints in video["joints"]]
+  normalized = renderer.animate(video["frames"][0], video["frames"], normalize_pose=True,
+                                **inference.annotation_options(renderer, per_frame[0], shifted,
+                                                               "d"))
+  target = poses.normalize_poses(np.stack([f["joints"] for f in shifted]), np.ones((5, 15), bool),
+                                 video["joints"][:1], np.ones((1, 15), bool))
+  direct = d2g_renderer.render_frames(renderer.networks, renderer.params, jnp.asarray(target),
+                                      jnp.ones((5, 15), bool))
+  # Within one grey level: batches of 2 (the renderer) and of 5 round differently.
+  np.testing.assert_allclose(normalized, inference.to_uint8(direct["prediction"]), atol=1)
+  backdrop = np.random.default_rng(4).integers(0, 256, (r, r, 3), dtype=np.uint8)
+  swapped = renderer.animate(video["frames"][0], video["frames"], background=backdrop,
+                             **inference.annotation_options(renderer, per_frame[0], per_frame,
+                                                            "d"))
+  out = d2g_renderer.render_frames(renderer.networks, renderer.params,
+                                   jnp.asarray(video["joints"]), jnp.ones((5, 15), bool))
+  p0 = np.asarray(out["probs"][..., :1])
+  composite = np.asarray(out["foreground"]) * (1 - p0) + (backdrop / 127.5 - 1.0) * p0
+  np.testing.assert_allclose(swapped, inference.to_uint8((composite + 1) / 2), atol=1)
+  # The command line passes the three options (the background image any size: resized, padded).
+  iio.imwrite(tmp_path / "backdrop.png", np.full((2 * r, r, 3), 40, np.uint8))
+  result = subprocess.run(
+      [sys.executable, "-m", "internet_jax.animate", f"--workdir={workdir}",
+       f"--source={tmp_path / 'person.png'}", f"--driving={tmp_path / 'dance.mp4'}",
+       f"--output={tmp_path / 'cli.mp4'}", "--normalize_pose", "--smooth_poses=2",
+       f"--background={tmp_path / 'backdrop.png'}", "--batch_size=2"],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert video_io.read_video(tmp_path / "cli.mp4").shape == (5, r, r, 3)
   # The same poses give the same frames whatever the source photo shows (one person per model).
   other = renderer.animate(np.zeros_like(video["frames"][0]), video["frames"],
                            **inference.annotation_options(renderer, per_frame[0], per_frame, "d"))

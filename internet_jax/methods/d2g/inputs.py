@@ -67,6 +67,25 @@ SYNTHETIC_BONES = tuple((_JOINT[a], _JOINT[b]) for a, b in (
     ("pelvis", "hip_left"), ("hip_left", "knee_left"), ("knee_left", "ankle_left"),
     ("pelvis", "hip_right"), ("hip_right", "knee_right"), ("knee_right", "ankle_right")))
 
+# OpenPose BODY_25 (CMU-Perceptual-Computing-Lab/openpose: include/openpose/pose/poseParameters.hpp
+# POSE_BODY_25_PAIRS_RENDER_GPU): 0 nose, 1 neck, 2-4 right arm, 5-7 left arm, 8 mid hip, 9-11
+# right leg, 12-14 left leg, 15-18 eyes and ears, 19-24 feet.
+BODY_25_BONES = ((1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11),
+                 (8, 12), (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18),
+                 (14, 19), (19, 20), (14, 21), (11, 22), (22, 23), (11, 24))
+# The skeletons by their number of joints. Both put the head (the synthetic head's centre,
+# BODY_25's nose) at index 0 and the ankles at 11 and 14.
+SKELETON_BONES = {len(synthetic.JOINT_NAMES): SYNTHETIC_BONES, 25: BODY_25_BONES}
+HEAD, ANKLES = 0, (11, 14)
+
+
+def bones_for(num_joints: int) -> tuple[tuple[int, int], ...]:
+  """The bones of the skeleton with `num_joints` joints; a one-line ValueError for another."""
+  if num_joints not in SKELETON_BONES:
+    raise ValueError(f"config.d2g.num_joints: {num_joints} joints is no known skeleton; known: "
+                     "15 (the synthetic figure), 25 (OpenPose BODY_25)")
+  return SKELETON_BONES[num_joints]
+
 
 # --- The pose label (inside the jitted step and at inference) ------------------------------------
 

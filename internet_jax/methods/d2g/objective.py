@@ -93,6 +93,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                                "background init")
   config_checks.require_choice(config, "d2g.temporal_confidence", TEMPORAL_CONFIDENCES,
                                "temporal confidence")
+  inputs.bones_for(d2g.num_joints)
   for name in LOSS_WEIGHTS:
     config_checks.require_weight(config, f"loss.{name}")
   layers, weights = config.loss.vgg_layers, config.loss.vgg_layer_weights
@@ -154,7 +155,8 @@ def pose_labels(config, joints: jax.Array, valid: jax.Array) -> jax.Array:
   """The pose label of every frame (..., R, R, 3) in [-1, 1] from its joints."""
   r = config.data.resolution
   thickness = float(config.d2g.pose_thickness) or None
-  return inputs.pose_label(joints, valid, r, r, thickness=thickness)
+  return inputs.pose_label(joints, valid, r, r, bones=inputs.bones_for(config.d2g.num_joints),
+                           thickness=thickness)
 
 
 def _load_pretrained_uv_generator(config, initial: dict) -> tuple[dict, int, int]:
