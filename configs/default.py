@@ -102,6 +102,8 @@ def get_config() -> ml_collections.ConfigDict:
   loss.equivariance_jacobian = 10.0  # FOMM fashion-256
   loss.reconstruction_l1 = 0.0  # an optional L1 term over an image pyramid; not in the paper
   loss.reconstruction_scales = (1.0,)  # its pyramid (losses.pyramid_l1_loss)
+  # An optional L1 weighted by |driving - source| (losses.change_weighted_l1_loss); not in the paper.
+  loss.change_weighted_l1 = 0.0
   loss.tps_sigma_affine = 0.05  # FOMM transform_params
   loss.tps_sigma_tps = 0.005
   loss.tps_points = 5

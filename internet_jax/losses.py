@@ -48,6 +48,19 @@ def pyramid_l1_loss(prediction: jax.Array, target: jax.Array,
   return sum(l1_loss(_pyramid_level(prediction, s), _pyramid_level(target, s)) for s in scales)
 
 
+def change_weighted_l1_loss(prediction: jax.Array, target: jax.Array,
+                            source: jax.Array) -> jax.Array:
+  """sum_p w(p) |O(p) - I(p)| / sum_p w(p), with w(p) = mean over channels of |I(p) - S(p)|: the
+  L1 error where the driving frame differs from the source, i.e. where something moved. Not in
+  the paper: small moving parts (arms) are few pixels of a frame's L1, so the plain L1 barely
+  rewards moving them; this term weighs them by how much they changed. No annotation is needed
+  (source and driving frames only). (H, W, C) images; 0 when nothing changed."""
+  weight = jax.lax.stop_gradient(jnp.mean(jnp.abs(_f32(target) - _f32(source)), axis=-1,
+                                          keepdims=True))
+  error = jnp.abs(_f32(prediction) - _f32(target))
+  return jnp.sum(weight * error) / (jnp.sum(weight) * error.shape[-1] + 1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Temporal regularisation (Eqs. 2-4).
 

@@ -339,3 +339,16 @@ def test_random_colour_change_is_one_affine_map_per_image():
   assert inside.sum() > 40
   np.testing.assert_allclose(design @ fit, target, atol=1e-5)
   assert not np.allclose(fit[:3], np.eye(3), atol=0.05)
+
+
+def test_change_weighted_l1_counts_only_what_changed_between_source_and_driving():
+  source = np.zeros((6, 6, 3), np.float32)
+  driving = source.copy()
+  driving[1:3, 2:5] = 0.5  # what moved: 6 pixels, weight 0.5 each
+  prediction = driving.copy()
+  prediction[4:, :] = 0.9  # errors where nothing changed cost nothing
+  assert float(losses.change_weighted_l1_loss(prediction, driving, source)) == 0.0
+  prediction[1, 2] += np.array([0.3, 0.0, 0.0], np.float32)  # one changed pixel off by 0.3 in R
+  # sum w |e| / (sum w * C) = 0.5 * 0.3 / (6 * 0.5 * 3)
+  np.testing.assert_allclose(losses.change_weighted_l1_loss(prediction, driving, source),
+                             0.5 * 0.3 / (6 * 0.5 * 3), rtol=1e-5)

@@ -18,7 +18,8 @@ from internet_jax.models import vgg
 # Loss weights that must be >= 0 (a negative weight would maximise the term).
 LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.perceptual", "loss.style",
                       "loss.equivariance_value", "loss.equivariance_jacobian",
-                      "loss.reconstruction_l1", "loss.equivariance_colour", "temporal.weight")
+                      "loss.reconstruction_l1", "loss.change_weighted_l1",
+                      "loss.equivariance_colour", "temporal.weight")
 
 
 def vgg_params(config) -> dict:
@@ -100,6 +101,7 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
       "equivariance_value": config.loss.equivariance_value,
       "equivariance_jacobian": config.loss.equivariance_jacobian,
       "reconstruction_l1": config.loss.reconstruction_l1,
+      "change_weighted_l1": config.loss.get("change_weighted_l1", 0.0),
       "temporal": config.temporal.weight if config.temporal.scheme != "none" else 0.0,
   }
   features_fn = functools.partial(vgg_net.apply, vgg_params) if vgg_net is not None else None
@@ -140,6 +142,9 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
     if weights["reconstruction_l1"]:
       terms["reconstruction_l1"] = losses.pyramid_l1_loss(
           pred, target, tuple(config.loss.reconstruction_scales))
+    if weights["change_weighted_l1"]:
+      terms["change_weighted_l1"] = losses.change_weighted_l1_loss(pred, target,
+                                                                   example["source"])
     if weights["temporal"]:
       terms["temporal"] = losses.temporal_loss(
           config.temporal.scheme, pred, example["previous"], example["flow"],
@@ -147,7 +152,8 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
     return terms
 
   examples = {
-      "prediction": prediction, "driving": driving, "previous": images["previous"],
+      "prediction": prediction, "driving": driving, "source": source,
+      "previous": images["previous"],
       "flow": images["flow"], "flow_confidence": images["flow_confidence"],
       "confidence_full": outputs["confidence_full"],
       "driving_anchors": {k: outputs["driving_anchors"][k] for k in ("value", "jacobian")},
