@@ -158,6 +158,15 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[flo
   return times
 
 
+def time_case(call: Callable[[], Any], repeats: int, warmup: int) -> dict[str, Any]:
+  """First call (compile + run) time, then the summary of `repeats` timed calls."""
+  start = time.perf_counter()
+  call()
+  first = time.perf_counter() - start
+  times = time_calls(call, repeats=repeats, warmup=warmup)
+  return {"first_call_s": first, "call": summarise(times)}
+
+
 def summarise(times: list[float]) -> dict[str, Any]:
   """Median (the number to quote on a shared machine), spread and count of a list of seconds."""
   if not times:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -66,15 +65,6 @@ def random_frames(count: int, resolution: int, seed: int) -> np.ndarray:
   return np.clip(np.asarray(frames), 0, 255).astype(np.uint8)
 
 
-def time_case(call, repeats: int, warmup: int) -> dict:
-  """First call (compile + run) time, then the summary of `repeats` timed calls."""
-  start = time.perf_counter()
-  call()
-  first = time.perf_counter() - start
-  times = common.time_calls(call, repeats=repeats, warmup=warmup)
-  return {"first_call_s": first, "call": common.summarise(times)}
-
-
 def main(argv):
   del argv
   common.configure_jax()
@@ -109,7 +99,7 @@ def main(argv):
       renderer = method.renderer(networks, {"g": params}, res_config, batch)
       if "cache" in modes:
         # Encoding once per source image: timed on its own, amortised over the whole video.
-        encode = time_case(lambda: renderer.start(source, driving[0]), _REPEATS.value,
+        encode = common.time_case(lambda: renderer.start(source, driving[0]), _REPEATS.value,
                            _WARMUP.value)
         carry = renderer.start(source, driving[0])
         if batch == batches[0]:
@@ -121,7 +111,7 @@ def main(argv):
 
         cases.append({"resolution": resolution, "base_resolution":
                       res_config.model.base_resolution, "batch": batch, "mode": "cache",
-                      **time_case(cached, _REPEATS.value, _WARMUP.value)})
+                      **common.time_case(cached, _REPEATS.value, _WARMUP.value)})
       if "no_cache" in modes:
         tiled_source = jnp.broadcast_to(jnp.asarray(source, jnp.float32)[None] / 255.0,
                                         (batch, resolution, resolution, 3))
@@ -132,7 +122,7 @@ def main(argv):
 
         cases.append({"resolution": resolution, "base_resolution":
                       res_config.model.base_resolution, "batch": batch, "mode": "no_cache",
-                      **time_case(uncached, _REPEATS.value, _WARMUP.value)})
+                      **common.time_case(uncached, _REPEATS.value, _WARMUP.value)})
       for case in cases[-len(modes):]:
         median = case["call"]["median_s"]
         case["frames_per_s"] = case["batch"] / median
