@@ -282,6 +282,19 @@ def test_pretraining_then_per_person_training_loads_transg(data_root, tmp_path):
   for loaded, trained in zip(jax.tree.leaves(params["g"]["params"]["uv_generator"]),
                              jax.tree.leaves(pretrained)):
     np.testing.assert_array_equal(np.asarray(loaded), np.asarray(trained))
+  # A TransG with one more residual block than the pretraining's loads every array the two share
+  # and keeps its initialisation for the new block (pix2pixHD's partial load).
+  deeper = copy.deepcopy(person)
+  deeper.model.uv_num_blocks += 1
+  deeper_networks = d2g.build(deeper)
+  deeper_params = jax.jit(lambda key: d2g.init_params(deeper_networks, key, deeper))(
+      jax.random.key(5))["g"]["params"]["uv_generator"]
+  trained = {path: leaf for path, leaf in jax.tree_util.tree_flatten_with_path(pretrained)[0]}
+  deeper_leaves = jax.tree_util.tree_flatten_with_path(deeper_params)[0]
+  assert len(deeper_leaves) > len(trained)
+  for path, leaf in deeper_leaves:
+    if path in trained and trained[path].shape == leaf.shape:
+      np.testing.assert_array_equal(np.asarray(leaf), np.asarray(trained[path]))
   # The texture starts from the training frames (unfolded by their exact UV), the background
   # from their median: neither is the default initialisation any more.
   plain = copy.deepcopy(person)

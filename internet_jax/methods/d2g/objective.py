@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -159,11 +160,11 @@ def pose_labels(config, joints: jax.Array, valid: jax.Array) -> jax.Array:
                            thickness=thickness)
 
 
-def _load_pretrained_uv_generator(config, initial: dict) -> tuple[dict, int, int]:
+def _load_pretrained_uv_generator(config, initial: dict) -> dict:
   """TransG's parameters from the pretraining run, leaf by leaf where the shapes agree and the
   initial ones elsewhere (pix2pixHD's base_model.py load_network falls back to such a partial
-  load; the code's per-person TransG has 9 residual blocks against the pretraining's 5). Returns
-  (parameters, leaves loaded, leaves kept)."""
+  load; the code's per-person TransG has 9 residual blocks against the pretraining's 5); a
+  partial load is logged as a warning."""
   from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
   # Read on the host while the (jitted) init is traced: eagerly, so that the arrays Orbax
   # restores are concrete values (constants of the init), not tracers.
@@ -183,7 +184,11 @@ def _load_pretrained_uv_generator(config, initial: dict) -> tuple[dict, int, int
     return value
 
   merged = jax.tree_util.tree_map_with_path(pick, initial)
-  return merged, counts[0], counts[1]
+  if counts[1]:
+    logging.warning("d2g.pretrained: %d of %d TransG parameter arrays loaded from %s; %d differ "
+                    "in shape or are new and keep their initialisation", counts[0], sum(counts),
+                    config.d2g.pretrained, counts[1])
+  return merged
 
 
 def init_params(networks: Networks, key: jax.Array, config) -> dict:
@@ -213,7 +218,7 @@ def init_params(networks: Networks, key: jax.Array, config) -> dict:
     g = {**g, "params": inner}
   if d2g.stage == "person" and d2g.pretrained:
     inner = dict(g["params"])
-    inner["uv_generator"], _, _ = _load_pretrained_uv_generator(config, inner["uv_generator"])
+    inner["uv_generator"] = _load_pretrained_uv_generator(config, inner["uv_generator"])
     g = {**g, "params": inner}
   return {"g": g, "d": d}
 
