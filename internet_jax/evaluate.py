@@ -678,6 +678,17 @@ def _per_video_baselines(videos: dict[str, Any]) -> list[str]:
   return lines
 
 
+def _exactly_reproduced_psnr(mean: dict[str, Any]) -> str | None:
+  """The headline PSNR cell when the mean PSNR is +inf only because some frames are reproduced
+  exactly (self-imitation reproduces its source frame) while the others are not: psnr_copy_frames
+  (the frames the copy does not reproduce); None otherwise."""
+  psnr, other = mean.get("psnr"), mean.get("psnr_copy_frames")
+  if (isinstance(psnr, float) and psnr == math.inf and isinstance(other, float)
+      and math.isfinite(other)):
+    return _cell(other, "psnr")
+  return None
+
+
 def _block_lines(results: dict[str, Any], label: str, heading: str) -> list[str]:
   """The tables of one evaluation (Table 2, ground truth, baselines, reasons, per video), with
   section headings of level `heading` ("##" or "###")."""
@@ -691,8 +702,15 @@ def _block_lines(results: dict[str, Any], label: str, heading: str) -> list[str]
   lines.append("|" + "---|" * len(groups))
   lines.append("| | " + " | ".join(f"{title} {arrow}" for _, title, arrow in per_frame + temporal)
                + " |")
-  lines.append(f"| {label} | " + " | ".join(_cell(mean[key], key) for key, _, _ in
-                                             per_frame + temporal) + " |")
+  cells = [_cell(mean[key], key) for key, _, _ in per_frame + temporal]
+  exact_frames = _exactly_reproduced_psnr(mean)
+  if exact_frames is not None:  # an infinite mean says nothing: the other frames' mean instead
+    cells[[key for key, _, _ in per_frame + temporal].index("psnr")] = exact_frames + "*"
+  lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  if exact_frames is not None:
+    lines += ["", "\\* PSNR over the frames the output does not reproduce exactly: it reproduces "
+              "the source frame itself (∞ dB), which makes the mean over all frames (psnr in "
+              "metrics.json) ∞."]
   lines += ["", "Interp-PSNR interpolates with the pretrained Super SloMo, as the paper does "
             "(--slomo_weights); Interp-PSNR (flow) follows the same protocol with a weight-free "
             "flow interpolator: compare it only with numbers computed by this tool.", "",

@@ -433,3 +433,19 @@ def test_bad_input_is_one_line_nonzero_exit_no_outputs(kind, folders, trained_wo
   assert not output_dir.exists()
   if kind == "names":
     assert "clip_a" in last and "not in" in last and "clip_x" in last
+
+
+def test_headline_psnr_leaves_out_the_exactly_reproduced_source_frame():
+  rng = np.random.default_rng(0)
+  reference = rng.integers(0, 200, (4, 24, 24, 3), dtype=np.uint8)
+  generated = reference.copy()
+  generated[1:] += 10  # every frame but the source frame itself is off by 10 grey levels
+  scorer = evaluate.Scorer(evaluate.Options())
+  scorer.add("clip", generated, reference)
+  results = scorer.results(mode="self_imitation", label="model")
+  assert results["mean"]["psnr"] == np.inf
+  expected = 20 * np.log10(255 / 10)  # MSE 100 on the other frames
+  assert results["mean"]["psnr_copy_frames"] == pytest.approx(expected)
+  headline = next(line for line in evaluate.format_markdown(results).splitlines()
+                  if line.startswith("| model |"))
+  assert f"| {expected:.2f}* |" in headline and "inf" not in headline
