@@ -271,7 +271,7 @@ def main(argv):
       "environment": env,
       "config": {
           "config_file": config_flags.get_config_filename(flags.FLAGS["config"]),
-          "resolution": resolution, "base_resolution": config.model.base_resolution,
+          "resolution": resolution, "base_resolution": config.model.get("base_resolution"),
           "global_batch": global_batch, "per_device_batch": global_batch // len(jax.devices()),
           "dtype": dtype, "remat": bool(config.model.get("remat", False)),
           "vgg_dtype": (config.model.dtype if config.loss.get("vgg_dtype") == "model"
