@@ -101,7 +101,8 @@ class Method:
 
   loss_reads_epoch: bool = False
   """True: the trainer calls `loss_fn(..., key, epoch=E)` with E the 0-based epoch of the update
-  (int32 scalar, step // steps_per_epoch), for terms that switch on after the first epochs."""
+  (int32 scalar, step // steps_per_epoch), for terms that switch on after the first epochs
+  (D2G-Net's static epochs). Methods without `chunks` only."""
 
 
 @dataclasses.dataclass(frozen=True)
