@@ -262,6 +262,39 @@ def test_static_epochs_gate_the_translated_terms_and_the_discriminator(data_root
              for leaf in jax.tree.leaves(late_grad["translation"]))
 
 
+def test_without_densepose_the_loss_has_no_uv_or_part_terms_and_reads_the_mask(data_root):
+  config = _tiny(d2g_synthetic, data_root, "tiny,scratch")
+  config.d2g.update(dict(densepose=False, texture_init="zeros", background_init="zeros"))
+  train.validate_config(config)
+  d2g = method.get("d2g")
+  networks = d2g.build(config)
+  params = d2g.init_params(networks, jax.random.key(0), config)
+  batch = _fake_batch(config)
+  assert "part_labels" not in batch and "uv" not in batch
+  loss = jax.jit(lambda b: d2g.loss_fn(networks, params, {}, b, jax.random.key(1),
+                                       epoch=jnp.int32(0))[1])
+  metrics = loss(batch)
+  assert "g/uv" not in metrics and "g/part" not in metrics
+  # The mask term is BCE of 1 - P0 against person_mask: all-person vs no-person targets differ
+  # by exactly the mean logit of 1 - P0 (softplus(x) - x y), and nothing else changes.
+  empty = dict(batch, person_mask=jnp.zeros_like(batch["person_mask"]))
+  other = loss(empty)
+  pose = objective.pose_labels(config, batch["joints"].reshape((-1,) + batch["joints"].shape[2:]),
+                               batch["joints_valid"].reshape(-1, batch["joints"].shape[2]))
+  foreground = 1.0 - networks.generator.apply(params["g"], pose)["probs"][..., 0]
+  np.testing.assert_allclose(float(other["g/mask"] - metrics["g/mask"]),
+                             float(jnp.mean(foreground)), rtol=1e-4)
+  for name in ("g/l2", "g/vgg", "g/temporal"):
+    if name in metrics:
+      np.testing.assert_allclose(float(other[name]), float(metrics[name]), rtol=1e-6)
+  for field, value, message in (("d2g.stage", "pretrain", "d2g.densepose"),
+                                ("d2g.texture_init", "unfold", "d2g.texture_init")):
+    bad = copy.deepcopy(config)
+    bad.d2g[field.split(".")[1]] = value
+    with pytest.raises(ValueError, match=rf"^config.{message}: "):
+      train.validate_config(bad)
+
+
 def test_pretraining_then_per_person_training_loads_transg(data_root, tmp_path):
   pretrain = _tiny(pretrain_synthetic, data_root)
   pretrain_dir = tmp_path / "pretrain"

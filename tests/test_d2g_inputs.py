@@ -58,6 +58,7 @@ def test_pair_example_matches_the_ground_truth_and_the_shapes(person_source):
     np.testing.assert_array_equal(example["flow_forward"], video["flow_forward"][t - 1])
     np.testing.assert_array_equal(example["valid_backward"], video["valid_backward"][t - 1])
     assert example["joints_valid"].all()
+    np.testing.assert_array_equal(example["person_mask"], video["part_labels"][t - 1:t + 1] > 0)
   assert drawn == {1, 2, 3, 4}
 
 
@@ -88,6 +89,67 @@ def test_pair_optional_joints_valid():
   example = inputs.pair_example_fn(d2g_config(8))(source, 0, np.random.default_rng(0))
   assert example["joints_valid"].shape == (2, J) and not example["joints_valid"][:, 4].any()
   assert example["joints_valid"].sum() == 2 * (J - 1)
+
+
+def _real_video_arrays(num_frames=3, r=8):
+  """What input_pipeline/annotate.py writes without DensePose: joints, a person mask, flows."""
+  rng = np.random.default_rng(0)
+  return dict(joints=rng.uniform(0, r - 1, (num_frames, J, 2)).astype(np.float32),
+              joints_valid=np.ones((num_frames, J), bool),
+              mask=rng.uniform(size=(num_frames, r, r)) < 0.3,
+              flow_forward=np.zeros((num_frames - 1, r, r, 2), np.float16),
+              flow_backward=np.ones((num_frames - 1, r, r, 2), np.float16),
+              valid_backward=np.ones((num_frames - 1, r, r), bool))
+
+
+def test_pair_without_densepose_reads_the_person_mask_and_no_part_labels():
+  arrays = _real_video_arrays()
+  source = sources.InMemoryVideoSource([np.zeros((3, 8, 8, 3), np.uint8)], ["v"], [arrays])
+  config = d2g_config(8)
+  config.d2g.densepose = False
+  shapes = inputs.pair_batch_shapes(config, 1)
+  assert "part_labels" not in shapes and "uv" not in shapes
+  rng = np.random.default_rng(1)
+  t = int(np.random.default_rng(1).integers(1, 3))
+  example = inputs.pair_example_fn(config)(source, 0, rng)
+  assert sorted(example) == sorted(shapes)
+  for key, value in example.items():
+    assert value.shape == shapes[key].shape[1:] and value.dtype == shapes[key].dtype, key
+  np.testing.assert_array_equal(example["person_mask"], arrays["mask"][t - 1:t + 1])
+  np.testing.assert_array_equal(example["flow_backward"], np.ones((8, 8, 2), np.float32))
+  # With DensePose labels too, the mask annotation still gives the person mask (it is the
+  # segmenter's, as the code's mask term reads; the labels only supervise TransG).
+  labelled = dict(arrays, part_labels=np.zeros((3, 8, 8), np.uint8),
+                  uv=np.zeros((3, 8, 8, 2), np.float32))
+  source = sources.InMemoryVideoSource([np.zeros((3, 8, 8, 3), np.uint8)], ["v"], [labelled])
+  example = inputs.pair_example_fn(d2g_config(8))(source, 0, np.random.default_rng(1))
+  np.testing.assert_array_equal(example["person_mask"], arrays["mask"][t - 1:t + 1])
+  assert not example["part_labels"].any()
+  # Without either there is no person mask: the error names the video, frame and key.
+  del arrays["mask"]
+  source = sources.InMemoryVideoSource([np.zeros((3, 8, 8, 3), np.uint8)], ["clip"], [arrays])
+  with pytest.raises(DataError, match=r"^video clip frame \d: no annotation 'mask'") as info:
+    inputs.pair_example_fn(config)(source, 0, np.random.default_rng(1))
+  assert "\n" not in str(info.value)
+
+
+def test_static_background_leaves_out_the_masked_person():
+  # A constant backdrop of 10 with a "person" of 200 that the mask marks; the part labels say
+  # nothing is a person, so only the mask can keep 200 out of the median.
+  frames = np.full((4, 6, 6, 3), 10, np.uint8)
+  mask = np.zeros((4, 6, 6), bool)
+  mask[:, 1:3, 1:3] = True  # covered in every frame: gets the median of all background pixels
+  mask[:2, 4, 4] = True  # covered in two frames of four
+  frames[mask] = 200
+  frames[2:, 4, 4] = (10, 20, 30)
+  labels = np.zeros((4, 6, 6), np.uint8)
+  source = sources.InMemoryVideoSource([frames], ["v"], [dict(mask=mask, part_labels=labels)])
+  background = inputs.static_background(source)
+  expected = np.full((6, 6, 3), 10 / 255, np.float32)
+  expected[4, 4] = np.array([10, 20, 30]) / 255
+  np.testing.assert_allclose(background, expected, atol=1e-6)
+  unmasked = sources.InMemoryVideoSource([frames], ["v"], [dict(part_labels=labels)])
+  assert inputs.static_background(unmasked)[1, 1, 0] > 0.5  # the person leaks in without it
 
 
 def test_pair_errors_are_one_line():

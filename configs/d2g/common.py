@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
       pretrained="",  # the pretraining run's workdir; TransG is loaded from it ("": none)
       pretrain_config="configs/d2g/pretrain_synthetic.py",  # named in the error when it is missing
       num_parts=24,  # DensePose's 24 parts (the synthetic figure: 11)
+      # True: DensePose part labels and UV supervise TransG (uv and part terms); False: a real
+      # video without them (the code's use_densepose_loss=False): person mask from "mask".
+      densepose=True,
       num_joints=25,  # OpenPose BODY_25 (the synthetic skeleton: 15)
       pose_thickness=0.0,  # pose-label line width in pixels; 0: scaled with the resolution
       static_epochs=3,  # StaticEpoch: the translated image's terms and the GAN start after

@@ -22,11 +22,18 @@ Training example (`pair_example_fn`; no batch axis, J joints, P parts):
   frames          uint8   (2, H, W, 3)  frames t - 1 and t, t uniform in [1, T - 1]
   joints          float32 (2, J, 2)     pixel (x, y) of their joints
   joints_valid    bool    (2, J)        the optional annotation "joints_valid", else all True
-  part_labels     int32   (2, H, W)     0 background, 1..P the parts
+  person_mask     bool    (2, H, W)     the optional annotation "mask", else part_labels > 0
+  part_labels     int32   (2, H, W)     0 background, 1..P the parts        [d2g.densepose only]
   uv              float32 (2, H, W, 2)  (u, v) in [0, 1] of the labelled part (0 on background)
+                                                                            [d2g.densepose only]
   flow_backward   float32 (H, W, 2)     frame t's annotation: pixels of t -> t - 1
   flow_forward    float32 (H, W, 2)     frame t's annotation: pixels of t - 1 -> t
   valid_backward  bool    (H, W)        frame t's annotation: where flow_backward is valid
+
+Real videos (input_pipeline/annotate.py makes the .npz from OpenPose JSON, DensePose IUV PNGs,
+person-mask PNGs and OpenCV DIS flows): without DensePose, `d2g.densepose = False` drops the
+part labels and UV, as the code's `use_densepose_loss = False` does (its `init_loss_filter`), and
+the person mask then comes from the "mask" annotation (the code's Human-Segmentation masks).
 
 Against the official code: it reads every frame of the one video (split 9:1 on contiguous
 indices), a frame and its predecessor per example; here a pair is drawn uniformly from any video
@@ -51,11 +58,10 @@ from input_pipeline import pipeline, sources
 from input_pipeline import synthetic
 from input_pipeline.video_io import DataError
 
-ANNOTATION_KEYS = ("joints", "part_labels", "uv", "flow_forward", "flow_backward",
-                   "valid_backward")
+FLOW_KEYS = ("flow_forward", "flow_backward", "valid_backward")
+DENSEPOSE_KEYS = ("part_labels", "uv")
 OPTIONAL_VALID_KEY = "joints_valid"
-# What frame t - 1 of a pair needs (its flows are those of the pair (t - 2, t - 1), unused).
-_PREVIOUS_KEYS = ("joints", "part_labels", "uv")
+MASK_KEY = "mask"  # the person mask of real video (else part_labels > 0)
 
 _JOINT = {name: index for index, name in enumerate(synthetic.JOINT_NAMES)}
 # The synthetic skeleton (input_pipeline/synthetic.py JOINT_NAMES) as (joint, joint) bones, drawn
@@ -168,20 +174,32 @@ class PairParams:
   resolution: int = 256
   num_joints: int = len(synthetic.JOINT_NAMES)
   num_parts: int = len(synthetic.PART_NAMES)
+  densepose: bool = True
 
   @classmethod
   def from_config(cls, config) -> "PairParams":
     return cls(resolution=int(config.data.resolution), num_joints=int(config.d2g.num_joints),
-               num_parts=int(config.d2g.num_parts))
+               num_parts=int(config.d2g.num_parts),
+               densepose=bool(config.d2g.get("densepose", True)))
 
 
-def _annotation_keys(source: sources.VideoSource, video: int,
-                     keys: Sequence[str]) -> list[str]:
-  """`keys`, plus "joints_valid" where the video has it (real pose data marks missing joints)."""
-  keys = list(keys)
+def _listed_keys(source: sources.VideoSource, video: int) -> tuple[str, ...]:
   listed = getattr(source, "annotation_keys", None)
-  if listed is not None and OPTIONAL_VALID_KEY in listed(video):
-    keys.append(OPTIONAL_VALID_KEY)
+  return tuple(listed(video)) if listed is not None else ()
+
+
+def _frame_keys(source: sources.VideoSource, video: int, densepose: bool,
+                flows: bool) -> list[str]:
+  """The keys a frame of a pair reads: joints, the DensePose keys if `densepose`, the flow keys
+  if `flows` (frame t; frame t - 1's flows are those of the pair (t - 2, t - 1), unused), and
+  "joints_valid" and "mask" where the video has them (the person mask is required when there
+  are no part labels to make it from)."""
+  listed = _listed_keys(source, video)
+  keys = ["joints"] + (list(DENSEPOSE_KEYS) if densepose else []) + (
+      list(FLOW_KEYS) if flows else [])
+  keys += [key for key in (OPTIONAL_VALID_KEY,) if key in listed]
+  if MASK_KEY in listed or not densepose:
+    keys.append(MASK_KEY)
   return keys
 
 
@@ -205,10 +223,10 @@ def make_pair_example(source: sources.VideoSource, video: int, rng: np.random.Ge
   t = int(rng.integers(1, num_frames))
   with timer("decode"):
     frames = np.stack([np.asarray(source.read_frame(video, s), np.uint8) for s in (t - 1, t)])
-    previous = sources.read_annotations(source, video, t - 1,
-                                        _annotation_keys(source, video, _PREVIOUS_KEYS))
-    current = sources.read_annotations(source, video, t,
-                                       _annotation_keys(source, video, ANNOTATION_KEYS))
+    previous = sources.read_annotations(
+        source, video, t - 1, _frame_keys(source, video, params.densepose, flows=False))
+    current = sources.read_annotations(
+        source, video, t, _frame_keys(source, video, params.densepose, flows=True))
   r = params.resolution
   if frames.shape[1:] != (r, r, 3):
     raise DataError(f"video {name}: frames are {frames.shape[1:]}, the config's data.resolution "
@@ -230,18 +248,29 @@ def make_pair_example(source: sources.VideoSource, video: int, rng: np.random.Ge
                       f"the config's d2g.num_parts is {params.num_parts}")
     return labels
 
+  def person_of(s, annotations):
+    mask = annotations.get(MASK_KEY)
+    mask = labels_of(s, annotations) > 0 if mask is None else np.asarray(mask, bool)
+    if mask.shape != (r, r):
+      raise DataError(f"video {name} frame {s}: 'mask' is {mask.shape}, expected ({r}, {r})")
+    return mask
+
   pair = ((t - 1, previous), (t, current))
   joints = [joints_of(s, a) for s, a in pair]
   example = {
       "frames": frames,
       "joints": np.stack([j for j, _ in joints]),
       "joints_valid": np.stack([v for _, v in joints]),
-      "part_labels": np.stack([labels_of(s, a) for s, a in pair]),
-      "uv": np.stack([np.asarray(a["uv"], np.float32) for _, a in pair]),
+      "person_mask": np.stack([person_of(s, a) for s, a in pair]),
+  }
+  if params.densepose:
+    example["part_labels"] = np.stack([labels_of(s, a) for s, a in pair])
+    example["uv"] = np.stack([np.asarray(a["uv"], np.float32) for _, a in pair])
+  example.update({
       "flow_backward": np.asarray(current["flow_backward"], np.float32),
       "flow_forward": np.asarray(current["flow_forward"], np.float32),
       "valid_backward": np.asarray(current["valid_backward"], bool),
-  }
+  })
   if stats is not None:
     stats.count_example()
   return example
@@ -258,16 +287,19 @@ def pair_batch_shapes(config, batch_size: int) -> dict[str, jax.ShapeDtypeStruct
   params = PairParams.from_config(config)
   b, r, j = batch_size, params.resolution, params.num_joints
   shape = jax.ShapeDtypeStruct
-  return {
+  shapes = {
       "frames": shape((b, 2, r, r, 3), jnp.uint8),
       "joints": shape((b, 2, j, 2), jnp.float32),
       "joints_valid": shape((b, 2, j), jnp.bool_),
-      "part_labels": shape((b, 2, r, r), jnp.int32),
-      "uv": shape((b, 2, r, r, 2), jnp.float32),
+      "person_mask": shape((b, 2, r, r), jnp.bool_),
       "flow_backward": shape((b, r, r, 2), jnp.float32),
       "flow_forward": shape((b, r, r, 2), jnp.float32),
       "valid_backward": shape((b, r, r), jnp.bool_),
   }
+  if params.densepose:
+    shapes["part_labels"] = shape((b, 2, r, r), jnp.int32)
+    shapes["uv"] = shape((b, 2, r, r, 2), jnp.float32)
+  return shapes
 
 
 # --- The initial texture and background (host, numpy) ---------------------------------------------
@@ -361,7 +393,8 @@ def _histogram_median(histogram: np.ndarray, block: int = 1 << 16) -> np.ndarray
 def static_background(source: sources.VideoSource, max_frames: int | None = None,
                       videos: Sequence[int] | None = None) -> np.ndarray:
   """The static background: per pixel and channel, the median over the frames read of its colour
-  where part_labels == 0 (the synthetic backdrop is static; D2G-Net's `bg.jpg` is DeepFill
+  outside the person (the "mask" annotation where a video has it, else part_labels == 0; the
+  synthetic backdrop is static; D2G-Net's `bg.jpg` is DeepFill
   inpainting averaged over frames, which real video needs and the synthetic data does not).
 
   A pixel that is never background (the figure covers it in every frame read) gets the median over
@@ -370,7 +403,7 @@ def static_background(source: sources.VideoSource, max_frames: int | None = None
   np.median (the mean of the two middle values for an even count).
 
   Args:
-    source: a VideoSource serving "part_labels".
+    source: a VideoSource serving "mask" or "part_labels".
     max_frames: read at most this many frames in total (in video order), None: all.
     videos: the video indices to read, None: all videos of the source.
   Returns:
@@ -383,8 +416,9 @@ def static_background(source: sources.VideoSource, max_frames: int | None = None
   for video, frame in tqdm(todo, desc="median background", unit="frame", file=sys.stderr,
                            disable=None):  # None: no bar in non-TTY logs
     image = np.asarray(source.read_frame(video, frame), np.uint8)
-    labels = np.asarray(sources.read_annotations(source, video, frame,
-                                                 ("part_labels",))["part_labels"])
+    key = MASK_KEY if MASK_KEY in _listed_keys(source, video) else "part_labels"
+    person = np.asarray(sources.read_annotations(source, video, frame, (key,))[key])
+    person = person.astype(bool) if key == MASK_KEY else person > 0
     if histogram is None:
       shape = image.shape
       # One count per frame at most: 16 bits hold up to 65535 frames.
@@ -393,7 +427,7 @@ def static_background(source: sources.VideoSource, max_frames: int | None = None
     if image.shape != shape:
       raise DataError(f"video {source.video_name(video)} frame {frame}: {image.shape}, the "
                       f"frames before are {shape}")
-    background = labels == 0
+    background = ~person
     # Each (pixel, channel) cell is counted at most once per frame, so += on fancy indices is exact.
     histogram[cells[background].ravel(), image[background].ravel()] += 1
   median = _histogram_median(histogram).reshape(shape)

@@ -14,8 +14,8 @@ Generator loss (images in [-1, 1]; the weights are the code's, config.loss; [e>S
 the code turns on only after `d2g.static_epochs` epochs):
   l2 (500)          mean (Ĩ_syn - I)^2 + [e>S] mean (I_syn - I)^2
   vgg (10)          VGG(Ĩ_syn, I) + [e>S] VGG(I_syn, I), pix2pixHD's layer weights
-  uv (1000)         mean over all 2P x H x W of |UV - UV_gt| * 1[label = p]
-  part (10)         cross-entropy of the part logits against the labels (P + 1 classes)
+  uv (1000)         mean over all 2P x H x W of |UV - UV_gt| * 1[label = p]      [densepose]
+  part (10)         cross-entropy of the part logits against the labels (P + 1)  [densepose]
   mask (0.1)        BCE-with-logits(1 - P0, person mask): the code applies the sigmoid to a
                     probability (loss.mask_on_probability; False: plain BCE on 1 - P0, as the
                     pretraining script does)
@@ -23,6 +23,9 @@ the code turns on only after `d2g.static_epochs` epochs):
   temporal (500)    [e>S] Eq. 5: mean |W(I_syn^{t-1}, f_inv) - I_syn^t| c (the paper writes 100)
   adversarial (1)   [e>S] LSGAN, summed over the discriminator's scales, both frames
 and D: [e>S] 0.5 (sum over scales of mean (D(pose, I) - 1)^2 + mean D(pose, I_syn)^2).
+[densepose]: only with DensePose labels (`d2g.densepose`; the code's `use_densepose_loss`, whose
+`init_loss_filter` drops both terms without them, e.g. on a real video annotated by OpenPose and
+a person segmenter only).
 
 The UV pretraining stage (`d2g.stage = "pretrain"`, pre_train.py) trains TransG alone on many
 people: loss.uv |UV - UV_gt| + loss.part CE + loss.mask BCE; the per-person stage
@@ -95,6 +98,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   config_checks.require_choice(config, "d2g.temporal_confidence", TEMPORAL_CONFIDENCES,
                                "temporal confidence")
   inputs.bones_for(d2g.num_joints)
+  if not d2g.densepose:
+    config_checks.require(d2g.stage == "person", "d2g.densepose",
+                          "False needs d2g.stage = 'person' (the UV pretraining learns from "
+                          "DensePose labels)")
+    config_checks.require(d2g.texture_init == "zeros", "d2g.texture_init",
+                          "'unfold' reads the frames' DensePose UV; set 'zeros' when "
+                          "d2g.densepose is False")
   for name in LOSS_WEIGHTS:
     config_checks.require_weight(config, f"loss.{name}")
   layers, weights = config.loss.vgg_layers, config.loss.vgg_layer_weights
@@ -335,14 +345,13 @@ def _pair_terms(networks: Networks, vgg_params, out: dict, example: dict, gate) 
   after the static epochs and 0 before."""
   loss, d2g = networks.config.loss, networks.config.d2g
   real = to_signed(example["frames"])
-  labels = example["part_labels"]
-  person = (labels > 0).astype(jnp.float32)
+  person = example["person_mask"].astype(jnp.float32)
   foreground_prob = 1.0 - out["probs"][..., 0]
-  terms = {
-      "uv": uv_loss(out["uv"], example["uv"] * 2.0 - 1.0, labels),
-      "part": part_loss(out["logits"], labels),
-      "mask": mask_loss(foreground_prob, person, loss.mask_on_probability),
-  }
+  terms = {"mask": mask_loss(foreground_prob, person, loss.mask_on_probability)}
+  if d2g.densepose:
+    labels = example["part_labels"]
+    terms["uv"] = uv_loss(out["uv"], example["uv"] * 2.0 - 1.0, labels)
+    terms["part"] = part_loss(out["logits"], labels)
   if d2g.stage == "pretrain":
     return terms
   output, static = out["output"], out["static_output"]
