@@ -1,18 +1,21 @@
 """Tests of D2G-Net's inputs (internet_jax/methods/d2g/inputs.py): training pairs, the pose
 label, the unfolded texture and the median background."""
 
+import json
 import pickle
 
+import cv2
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from input_pipeline import sources
+from input_pipeline import annotate, annotations, datasets, sources
 from input_pipeline import synthetic
 from input_pipeline.video_io import DataError
 from internet_jax.methods.d2g import inputs
+from video_fixtures import write_pngs
 
 J, P = 15, 11
 
@@ -150,6 +153,44 @@ def test_static_background_leaves_out_the_masked_person():
   np.testing.assert_allclose(background, expected, atol=1e-6)
   unmasked = sources.InMemoryVideoSource([frames], ["v"], [dict(part_labels=labels)])
   assert inputs.static_background(unmasked)[1, 1, 0] > 0.5  # the person leaks in without it
+
+
+def test_a_video_annotated_from_pose_tool_files_prepares_into_d2g_pairs(tmp_path):
+  """The real-video path end to end: OpenPose JSON and mask PNGs of a video -> annotate ->
+  the folder dataset builder -> D2G-Net pairs without DensePose (the synthetic figure's frames
+  and its exact joints and person mask stand in for a pose tool's output)."""
+  video = synthetic.render_video(3, 4, 32, person_seed=4)
+  write_pngs(tmp_path / "raw" / "clip", video["frames"])
+  for t, joints in enumerate(video["joints"]):  # the 15 joints in BODY_25's first 15 slots
+    keypoints = np.zeros((25, 3))
+    keypoints[:J, :2], keypoints[:J, 2] = joints, 0.9
+    (tmp_path / "json").mkdir(exist_ok=True)
+    (tmp_path / "json" / f"clip_{t:012d}_keypoints.json").write_text(
+        json.dumps({"people": [{"pose_keypoints_2d": keypoints.ravel().tolist()}]}))
+    (tmp_path / "masks").mkdir(exist_ok=True)
+    cv2.imwrite(str(tmp_path / "masks" / f"{t}.png"),
+                (video["part_labels"][t] > 0).astype(np.uint8) * 255)
+  for split in ("train", "test"):
+    annotate.annotate_video(tmp_path / "raw" / "clip", tmp_path / "manual" / split, 32,
+                            openpose_dir=tmp_path / "json", mask_dir=tmp_path / "masks",
+                            progress=False)
+  data = ml_collections.ConfigDict(dict(name="folder", manual_dir=str(tmp_path / "manual"),
+                             data_dir=str(tmp_path / "tfds"), resolution=32,
+                             min_driving_offset=0))
+  source = datasets.get_video_source(data, "train")
+  config = d2g_config(32)
+  config.d2g.update(dict(num_joints=25, densepose=False))
+  rng = np.random.default_rng(2)
+  t = int(np.random.default_rng(2).integers(1, 4))
+  example = inputs.pair_example_fn(config)(source, 0, rng)
+  shapes = inputs.pair_batch_shapes(config, 1)
+  assert sorted(example) == sorted(shapes)
+  np.testing.assert_array_equal(example["frames"], video["frames"][t - 1:t + 1])
+  np.testing.assert_allclose(example["joints"][:, :J], video["joints"][t - 1:t + 1], atol=1e-5)
+  assert example["joints_valid"][:, :J].all() and not example["joints_valid"][:, J:].any()
+  np.testing.assert_array_equal(example["person_mask"], video["part_labels"][t - 1:t + 1] > 0)
+  assert example["flow_backward"].dtype == np.float32
+  assert annotations.annotation_path(tmp_path / "manual" / "train" / "clip").is_file()
 
 
 def test_pair_errors_are_one_line():

@@ -77,7 +77,7 @@ def test_console_scripts_point_at_functions():
   scripts = PYPROJECT["project"]["scripts"]
   assert set(scripts) == {f"internet-jax-{name}" for name in
                           ("train", "animate", "evaluate", "synthetic", "prepare",
-                           "convert-weights")}
+                           "annotate", "convert-weights")}
   for target in scripts.values():
     # Read, not imported: each program defines its own absl flags (two would collide here).
     module, function = target.split(":")
