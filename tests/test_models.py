@@ -207,8 +207,8 @@ def test_skips_carry_the_high_resolution_features(skip_mode):
   diff = np.abs(np.asarray(out_pair["prediction"][1] - out_pair["prediction"][0])).max()
   if skip_mode == "multiscale":
     assert diff > 1e-4
-  else:
-    assert diff == 0.0
+  else:  # equal up to rounding (XLA:CPU may round two batch rows differently, ~6e-8)
+    assert diff < 1e-6
 
 
 def test_single_skip_mode_has_fewer_params_and_same_outputs(images):

@@ -579,7 +579,8 @@ CASES = [
          ("config.data.resolution", "40"), absent=NO_W),
     Case("main_batch_not_divisible_by_devices", MAIN, (TINY, W, "--config.batch_size=3"),
          ("config.batch_size=3", "device count (2)"), absent=NO_W,
-         env=(("XLA_FLAGS", "--xla_force_host_platform_device_count=2"),)),
+         env=(("XLA_FLAGS", os.environ.get("XLA_FLAGS", "")
+               + " --xla_force_host_platform_device_count=2"),)),
     Case("main_missing_vgg_weights", MAIN,
          (TINY + ",paper_losses", W, "--config.loss.allow_random_vgg=False"),
          ("config.loss.vgg_weights", "not found"), absent=NO_W),
@@ -699,6 +700,8 @@ def catalogue(tiny_config, reference, tmp_path_factory):
     return {name: dict(future.result(), tmp=roots[name]) for name, future in futures.items()}
 
 
+# One xdist worker runs the whole catalogue: its module fixture then runs its subprocesses once.
+@pytest.mark.xdist_group("catalogue")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_catalogue(case, catalogue):
   outcome = catalogue[case.id]
