@@ -59,27 +59,58 @@ def test_train_stop_resume_continues_with_the_same_next_batch(tiny_config, tmp_p
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "3"))
 
 
-def test_step_on_one_device_equals_step_on_eight(tiny_config):
-  # Measured: at the paper's temperature 0.1 a fresh anchor detector's spatial softmax is
-  # saturated (heatmap peaks ~0.99) and turns the 1e-6 forward differences of per-device
-  # convolutions into 1e-3..4e-3 relative gradient differences; at temperature 1.0 the same
-  # comparison agrees to ~2e-6. The sharding is what is under test here, so the detector runs
-  # unsaturated and everything (losses, gradient norms, updates) must agree to 1e-4.
-  code = f"""
+# The config of each method's 1-vs-8-device comparison (code run in the subprocess; `data` is a
+# data config whose dataset may be prepared already).
+ONE_VS_EIGHT_CONFIGS = {
+    # Measured: at the paper's temperature 0.1 a fresh anchor detector's spatial softmax is
+    # saturated (heatmap peaks ~0.99) and turns the 1e-6 forward differences of per-device
+    # convolutions into 1e-3..4e-3 relative gradient differences; at temperature 1.0 the same
+    # comparison agrees to ~2e-6. The sharding is what is under test here, so the detector runs
+    # unsaturated and everything (losses, gradient norms, updates) must agree to 1e-4.
+    "internet": """
+      from configs import synthetic
+      config = synthetic.get_config("tiny,paper_losses")  # the GAN and VGG terms too
+      config.loss.allow_random_vgg = True
+      config.model.motion.temperature = 1.0
+      config.loss.pyramid_scales = (1.0,)  # one VGG pass per image: 12 % less compilation
+    """,
+    # D2G-Net with every term and its discriminator from the first step (no static epochs). Its
+    # gradients are rounding-sensitive: bilinear texture sampling's derivative in the UV jumps at
+    # texel boundaries, so a 1e-7 change moves some samples across one. Measured on ONE device,
+    # the same step compiled at XLA:CPU -O0 and -O3 gives gradients 1 % apart; 1 vs 8 devices,
+    # gradient norms 7.5e-4 apart and Adam's first update (sign-like) 12 % apart, losses 1e-6.
+    # Its tolerances (ONE_VS_EIGHT_TOLERANCES) are set by that floor; a sharding error (a gradient
+    # not averaged over the devices, statistics across examples) is off by O(1).
+    "d2g": """
+      from configs.d2g import synthetic
+      config = synthetic.get_config("tiny,scratch")
+      config.d2g.update(dict(static_epochs=0, texture_init="zeros", background_init="zeros"))
+    """,
+}
+
+
+# (metrics and gradient norms relative, parameters absolute, the update's relative norm).
+ONE_VS_EIGHT_TOLERANCES = {
+    "internet": dict(metrics=1e-4, grad_norm=1e-4, params=1e-4, update=1e-3),
+    "d2g": dict(metrics=1e-4, grad_norm=5e-3, params=5e-4, update=0.25),
+}
+
+
+@pytest.mark.parametrize("method_name", sorted(ONE_VS_EIGHT_CONFIGS))
+def test_step_on_one_device_equals_step_on_eight(method_name, tiny_config, tmp_path):
+  data = (tiny_config.data if method_name == "internet" else
+          dict(manual_dir=str(tmp_path / "synthetic"), data_dir=str(tmp_path / "tfds")))
+  code = textwrap.dedent(ONE_VS_EIGHT_CONFIGS[method_name]) + textwrap.dedent(f"""
     import json, functools
     import numpy as np, jax
-    from configs import synthetic
     from input_pipeline import datasets, pipeline
-    from internet_jax import sharding, train
-    config = synthetic.get_config("tiny,paper_losses")  # the GAN and VGG terms too
-    config.loss.allow_random_vgg = True
+    from internet_jax import method, sharding, train
     config.batch_size = 8
-    config.model.motion.temperature = 1.0
-    config.loss.pyramid_scales = (1.0,)  # one VGG pass per image: 12 % less compilation
-    config.data.manual_dir, config.data.data_dir = {tiny_config.data.manual_dir!r}, {tiny_config.data.data_dir!r}
+    config.data.manual_dir, config.data.data_dir = {data["manual_dir"]!r}, {data["data_dir"]!r}
     source = datasets.get_video_source(config.data, "train")
-    batch = next(pipeline.create_train_iterator(config.data, source, batch_size_per_process=8,
-                                                seed=0, worker_count=0))
+    batch = next(pipeline.create_train_iterator(
+        config.data, source, batch_size_per_process=8, seed=0, worker_count=0,
+        example_fn=method.get(config.method).example_fn(config)))
     results = {{}}
     for n in (1, 8):
       mesh = sharding.create_mesh(n)
@@ -93,21 +124,24 @@ def test_step_on_one_device_equals_step_on_eight(tiny_config):
                         delta=np.concatenate(delta).tolist(), devices=len(mesh.devices.ravel()),
                         params=np.concatenate([x.ravel() for x in jax.tree.leaves(after)]).tolist())
     print("RESULT" + json.dumps(results))
-  """
-  result = _run_python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  """)
+  result = _run_python(code, {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                             + " --xla_force_host_platform_device_count=8"})
   assert result.returncode == 0, result.stderr[-3000:]
   payload = json.loads(result.stdout.split("RESULT", 1)[1])
   one, eight = payload["1"], payload["8"]
   assert (one["devices"], eight["devices"]) == (1, 8)
+  tolerance = ONE_VS_EIGHT_TOLERANCES[method_name]
   for name, value in one["metrics"].items():
-    assert eight["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    rel = tolerance["grad_norm" if name.endswith("grad_norm") else "metrics"]
+    assert eight["metrics"][name] == pytest.approx(value, rel=rel, abs=1e-6), name
   delta_one, delta_eight = np.array(one["delta"]), np.array(eight["delta"])
   assert np.abs(delta_one).max() > 0
   params_one = np.array(one["params"])
-  np.testing.assert_allclose(np.array(eight["params"]), params_one, atol=1e-4)
+  np.testing.assert_allclose(np.array(eight["params"]), params_one, atol=tolerance["params"])
   # The update itself: unaveraged gradients or cross-example statistics would be off by O(1).
   relative = np.linalg.norm(delta_eight - delta_one) / np.linalg.norm(delta_one)
-  assert relative < 1e-3, relative
+  assert relative < tolerance["update"], relative
 
 
 def test_two_processes_train_and_agree_on_parameters(tiny_config, tmp_path):
