@@ -99,6 +99,13 @@ class Method:
   """Optional: train by truncated backpropagation through time (`Chunks`); `loss_fn` is then
   unused by the trainer and may be None."""
 
+  motion_field: Callable[[Any, Params, jax.Array, jax.Array], jax.Array] | None = None
+  """Optional, for methods that estimate motion from pixels: (networks, {group: params} of
+  `inference_groups`, source, driving) -> the backward warp (B, R, R, 2) that takes the source to
+  the driving frame's pose (`geometry.warp(source, field)`); images float32 in [0, 1],
+  (B, R, R, 3). Another method can then read its warps from a checkpoint of this one
+  (internet_jax/motion_sources.py)."""
+
   loss_reads_epoch: bool = False
   """True: the trainer calls `loss_fn(..., key, epoch=E)` with E the 0-based epoch of the update
   (int32 scalar, step // steps_per_epoch), for terms that switch on after the first epochs
@@ -112,8 +119,8 @@ class Chunks:
   step, each update from one forward pass under the non-finite guard), passing a carry (recurrent
   state, the last generated frame) from chunk to chunk with its gradient stopped."""
 
-  split: Callable[[Any, dict[str, jax.Array]], tuple[Any, Any]]
-  """(networks, batch) -> (chunks, context): `chunks` a pytree whose arrays have a leading chunk
+  split: Callable[[Any, Any, dict[str, jax.Array]], tuple[Any, Any]]
+  """(networks, constants, batch) -> (chunks, context): `chunks` a pytree whose arrays have a leading chunk
   axis (the scanned one; the batch axis second), `context` what every chunk reads (the reference
   frame)."""
 

@@ -133,7 +133,7 @@ def _chunked_updates(parts: dict, batch: dict, constants, step_key: jax.Array, *
   one forward pass, the carry passed on with its gradient stopped (truncated backpropagation
   through time). Returns the parts, whether every chunk was finite, and metrics averaged over the
   chunks."""
-  sequence, context = chunks.split(networks, batch)
+  sequence, context = chunks.split(networks, constants, batch)
   num_chunks = jax.tree.leaves(sequence)[0].shape[0]
   carry = jax.lax.stop_gradient(chunks.init_carry(networks, parts["params"], context, step_key))
 

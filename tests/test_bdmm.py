@@ -16,11 +16,12 @@ import numpy as np
 import optax
 import pytest
 
+from configs import synthetic as internet_synthetic
 from configs.bdmm import synthetic as bdmm_synthetic
-from input_pipeline import annotations, datasets, synthetic, video_io
+from input_pipeline import annotations, datasets, sources, synthetic, video_io
 from input_pipeline.video_io import DataError
 from internet_jax import (animate, checkpointing, evaluate, geometry, inference, method, notebook,
-                          train)
+                          sharding, train)
 from internet_jax.methods.bdmm import discriminators, inputs, objective, propagation
 from internet_jax.methods.bdmm.generator import Generator
 
@@ -267,7 +268,7 @@ def _fake_batch(config, batch_size=2, seed=0):
 def test_split_puts_each_chunks_post_warp_at_the_next_chunks_first_frame(tiny_config):
   networks = method.get("bdmm").build(tiny_config)
   batch = _fake_batch(tiny_config)
-  sequence, _ = objective.split(networks, batch)
+  sequence, _ = objective.split(networks, objective.create_constants(tiny_config), batch)
   f = tiny_config.bdmm.chunk_frames
   np.testing.assert_array_equal(sequence["warps"][1, :, 0], batch["warps"][:, f])
   np.testing.assert_array_equal(sequence["post_warp"][0], batch["warps"][:, f])
@@ -409,3 +410,72 @@ def test_tiny_training_runs_checkpoints_and_writes_the_panel(tiny_config, tmp_pa
     animate.animate_file(renderer, tmp_path / "person.png", tmp_path / "dance.mp4",
                          tmp_path / "out2.mp4", progress=False)
   assert not (tmp_path / "out2.mp4").exists()
+
+
+# --- Warps from a trained motion estimator -------------------------------------------------------
+
+
+def test_warps_from_an_internet_checkpoint_drive_training_and_inference(tiny_config, tmp_path):
+  """bdmm.warp_source = "internet:<workdir>": clips read only joints and carry the frame before
+  the clip; the step's warps are the INTERnet checkpoint's motion field of every frame into the
+  reference (checked against INTERnet's own renderer); a step trains; inference needs only
+  joints."""
+  internet_config = internet_synthetic.get_config("tiny")
+  internet_config.data.manual_dir = tiny_config.data.manual_dir
+  internet_config.data.data_dir = tiny_config.data.data_dir
+  internet_config.update(dict(num_train_steps=1, sample_animation=False, eval_every_steps=0))
+  workdir = tmp_path / "internet"
+  train.train_and_evaluate(internet_config, str(workdir))
+
+  config = copy.deepcopy(tiny_config)
+  for spec, message in (("internet", "expected 'annotation' or '<method>:<workdir>'"),
+                        (f"bdmm:{workdir}", "holds a 'internet' checkpoint, not 'bdmm'"),
+                        (f"internet:{tmp_path / 'none'}", "no such")):
+    config.bdmm.warp_source = spec
+    with pytest.raises(ValueError, match=rf"^config.bdmm.warp_source: .*{message}"):
+      train.validate_config(config)
+  config.bdmm.warp_source = f"internet:{workdir}"
+  train.validate_config(config)
+  bdmm = method.get("bdmm")
+
+  # The clip: only joints are read (a video with nothing else serves it).
+  video = synthetic.render_video(5, num_frames=12, resolution=32)
+  poses_only = sources.InMemoryVideoSource([video["frames"]], ["v"], [{"joints": video["joints"]}])
+  rng = np.random.default_rng(4)
+  start = int(np.random.default_rng(4).integers(0, 12 - 10 + 1))
+  example = bdmm.example_fn(config)(poses_only, 0, rng)
+  shapes = bdmm.batch_shapes(config, 1)
+  assert sorted(example) == sorted(shapes) and "warps" not in example
+  np.testing.assert_array_equal(example["initial_frame"], video["frames"][max(start - 1, 0)])
+
+  # The warps of the step: the checkpoint's motion field, frame by frame, into the reference.
+  networks = bdmm.build(config)
+  constants = bdmm.create_constants(config)
+  batch = jax.tree.map(lambda x: jnp.asarray(x)[None], example)
+  sequence, context = jax.jit(lambda b: objective.split(networks, constants, b))(batch)
+  internet = animate.load_renderer(str(workdir), batch_size=5)
+  frames = np.concatenate([example["initial_frame"][None], example["frames"]])
+  expected = np.concatenate([r["motion_full"] for r in internet.stream(
+      example["reference"], frames, keys=("motion_full",))])
+  f = config.bdmm.chunk_frames
+  got = np.asarray(sequence["warps"]).swapaxes(1, 2).reshape((-1,) + expected.shape[1:])
+  np.testing.assert_allclose(got, expected[1:], atol=1e-5)
+  np.testing.assert_allclose(np.asarray(context["initial_warp"][0]), expected[0], atol=1e-5)
+  np.testing.assert_allclose(np.asarray(sequence["post_warp"][0, 0]), expected[1 + f], atol=1e-5)
+
+  # One training step through the shared trainer (the motion parameters are constants).
+  mesh = sharding.create_mesh(1)
+  training = train.create_training(config, mesh, 10)
+  state = training.init()
+  batch = jax.tree.map(lambda x: np.repeat(x[None], config.batch_size, 0), example)
+  state, metrics = training.step(state, sharding.put_batch(batch, mesh), training.constants)
+  assert int(state.step) == 1 and float(metrics["nonfinite"]) == 0.0
+
+  # Inference: joints only, the warps from the pixels.
+  params = _init_method(networks, config)
+  renderer = bdmm.renderer(networks, params, config, 3)
+  assert tuple(renderer.annotation_keys) == ("joints",)
+  per_frame = [{"joints": joints} for joints in video["joints"][:7]]
+  options = inference.annotation_options(renderer, per_frame[0], per_frame, "clip")
+  output = renderer.animate(video["frames"][0], video["frames"][:7], **options)
+  assert output.shape == (7, 32, 32, 3) and output.dtype == np.uint8

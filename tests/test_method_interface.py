@@ -241,8 +241,8 @@ def _chunked_toy():
   """A scalar 'recurrent' model: prediction_t = w * x_t + carry, the carry the chunk's last
   prediction. Every chunk of a clip is one update of w."""
 
-  def split(network, batch):
-    del network
+  def split(network, constants, batch):
+    del network, constants
     clip = jnp.swapaxes(batch["clip"].reshape(batch["clip"].shape[0], 3, -1), 0, 1)
     return clip, batch["start"]  # chunks (3, B, frames per chunk), context (B,)
 

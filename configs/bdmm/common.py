@@ -34,6 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
       num_joints=15,  # the synthetic skeleton (BDMM: OpenPose BODY_25)
       heatmap_sigma=6.0,  # Gaussian sigma of the skeleton heatmaps in pixels at 256^2
       warp_visibility=False,  # True: reference points hidden in the reference are left out
+      # Where the reference -> frame warps come from: "annotation" (the synthetic figure's part
+      # maps) | "<method>:<workdir>", a trained checkpoint's motion estimator, e.g.
+      # "internet:workdirs/synthetic" (no 3D body model, any video; our addition).
+      warp_source="annotation",
   ))
   config.loss = ml_collections.ConfigDict(dict(
       l1=5.0,  # lambda_rec

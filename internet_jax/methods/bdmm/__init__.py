@@ -20,6 +20,6 @@ METHOD = method.Method(
     summary_images=summaries.summary_images,
     inference_groups=("g",),
     progress_metrics=("g/loss", "d/loss", "g/l1"),
-    create_constants=objective.vgg_constants,
+    create_constants=objective.create_constants,
     chunks=objective.CHUNKS,
 )

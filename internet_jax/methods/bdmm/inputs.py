@@ -23,6 +23,10 @@ Training example (`clip_example_fn`; no batch axis, F = num_chunks * chunk_frame
                                           when the clip starts at frame 0): the forward branch's
                                           initial state
   reference_joints  float32 (J, 2)        the reference's joints (panels, reference skeleton)
+With warps from a model (`bdmm.warp_source = "<method>:<workdir>"`) there are no "warps" and no
+"initial_warp" (the step makes them from the pixels) and one more key:
+  initial_frame     uint8   (H, W, 3)     the frame before the clip (its first frame at start 0)
+and the only annotation read is "joints" (and "joints_valid" where present).
 The backward branch of each chunk starts from the warp of the frame just after the chunk (the last
 chunk: its own last frame; rocketappslab/BDMM: model/dance_model.py set_input). For every chunk
 but the last that frame is the next chunk's first frame, so the model takes it from "warps" and
@@ -66,6 +70,7 @@ from input_pipeline.video_io import DataError
 OUTSIDE = -2.0
 
 ANNOTATION_KEYS = ("joints", "part_labels", "part_transforms")
+POSE_KEYS = ("joints",)  # all a clip reads when a model makes the warps
 OPTIONAL_VALID_KEY = "joints_valid"
 DEFAULT_NUM_JOINTS = 15  # the synthetic skeleton (input_pipeline/synthetic.py JOINT_NAMES)
 
@@ -180,6 +185,7 @@ class ClipParams:
   warp_visibility: bool = False
   resolution: int = 256
   num_joints: int = DEFAULT_NUM_JOINTS
+  model_warps: bool = False  # warps from a motion source (made in the step), not annotations
 
   @property
   def num_frames(self) -> int:
@@ -192,13 +198,15 @@ class ClipParams:
                reference_frames=int(bdmm.reference_frames),
                warp_visibility=bool(bdmm.warp_visibility),
                resolution=int(config.data.resolution),
-               num_joints=int(bdmm.get("num_joints", DEFAULT_NUM_JOINTS)))
+               num_joints=int(bdmm.get("num_joints", DEFAULT_NUM_JOINTS)),
+               model_warps=bdmm.get("warp_source", "annotation") != "annotation")
 
 
-def _annotation_keys(source: sources.VideoSource, video: int) -> list[str]:
-  """The keys to read per frame: the required three, plus "joints_valid" where the video has it
-  (real pose data marks missing joints; the synthetic figure has none missing)."""
-  keys = list(ANNOTATION_KEYS)
+def _annotation_keys(source: sources.VideoSource, video: int, model_warps: bool) -> list[str]:
+  """The keys to read per frame: the required ones (joints only when a model makes the warps),
+  plus "joints_valid" where the video has it (real pose data marks missing joints; the synthetic
+  figure has none missing)."""
+  keys = list(POSE_KEYS if model_warps else ANNOTATION_KEYS)
   listed = getattr(source, "annotation_keys", None)
   if listed is not None and OPTIONAL_VALID_KEY in listed(video):
     keys.append(OPTIONAL_VALID_KEY)
@@ -228,10 +236,12 @@ def make_clip_example(source: sources.VideoSource, video: int, rng: np.random.Ge
   reference_index = int(rng.integers(0, min(params.reference_frames, num_frames)))
   before = max(start - 1, 0)
 
-  keys = _annotation_keys(source, video)
+  keys = _annotation_keys(source, video, params.model_warps)
   with timer("decode"):
     frames = np.stack([np.asarray(source.read_frame(video, t), np.uint8)
                        for t in range(start, start + length)])
+    initial_frame = (np.asarray(source.read_frame(video, before), np.uint8)
+                     if params.model_warps else None)
     reference = np.asarray(source.read_frame(video, reference_index), np.uint8)
     annotations = {t: sources.read_annotations(source, video, t, keys)
                    for t in sorted({before, reference_index, *range(start, start + length)})}
@@ -250,27 +260,29 @@ def make_clip_example(source: sources.VideoSource, video: int, rng: np.random.Ge
     valid = np.ones(joints.shape[:1], bool) if valid is None else np.asarray(valid, bool)
     return joints, valid
 
-  reference_labels = annotations[reference_index]["part_labels"]
-  reference_transforms = annotations[reference_index]["part_transforms"]
-
-  def warp_of(t):
-    return part_warp(annotations[t]["part_labels"], annotations[t]["part_transforms"],
-                     reference_transforms, visible_only=params.warp_visibility,
-                     labels_r=reference_labels)
-
-  with timer("flow"):
-    warps = np.stack([warp_of(t) for t in range(start, start + length)])
-    initial_warp = warps[0] if before == start else warp_of(before)
   clip_joints = [joints_of(t) for t in range(start, start + length)]
   example = {
       "reference": reference,
       "frames": frames,
       "joints": np.stack([joints for joints, _ in clip_joints]),
       "joints_valid": np.stack([valid for _, valid in clip_joints]),
-      "warps": warps,
-      "initial_warp": initial_warp,
       "reference_joints": joints_of(reference_index)[0],
   }
+  if params.model_warps:
+    example["initial_frame"] = initial_frame
+  else:
+    reference_labels = annotations[reference_index]["part_labels"]
+    reference_transforms = annotations[reference_index]["part_transforms"]
+
+    def warp_of(t):
+      return part_warp(annotations[t]["part_labels"], annotations[t]["part_transforms"],
+                       reference_transforms, visible_only=params.warp_visibility,
+                       labels_r=reference_labels)
+
+    with timer("flow"):
+      warps = np.stack([warp_of(t) for t in range(start, start + length)])
+      example["initial_warp"] = warps[0] if before == start else warp_of(before)
+      example["warps"] = warps
   if stats is not None:
     stats.count_example()
   return example
@@ -287,12 +299,16 @@ def clip_batch_shapes(config, batch_size: int) -> dict[str, jax.ShapeDtypeStruct
   params = ClipParams.from_config(config)
   b, f, r, j = batch_size, params.num_frames, params.resolution, params.num_joints
   shape = jax.ShapeDtypeStruct
-  return {
+  shapes = {
       "reference": shape((b, r, r, 3), jnp.uint8),
       "frames": shape((b, f, r, r, 3), jnp.uint8),
       "joints": shape((b, f, j, 2), jnp.float32),
       "joints_valid": shape((b, f, j), jnp.bool_),
-      "warps": shape((b, f, r, r, 2), jnp.float32),
-      "initial_warp": shape((b, r, r, 2), jnp.float32),
       "reference_joints": shape((b, j, 2), jnp.float32),
   }
+  if params.model_warps:
+    shapes["initial_frame"] = shape((b, r, r, 3), jnp.uint8)
+  else:
+    shapes["warps"] = shape((b, f, r, r, 2), jnp.float32)
+    shapes["initial_warp"] = shape((b, r, r, 2), jnp.float32)
+  return shapes

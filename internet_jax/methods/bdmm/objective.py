@@ -19,6 +19,13 @@ normalisation, as the code feeds it; BDMM's "relu3_2" is relu3_3 (its VGG wrappe
 slices 14-16 to relu3_2 twice), so `loss.contextual_layers` defaults to relu3_3 (set relu3_2 for
 the paper's reading). The paper lists other weights (Sec. 4.1) that do not map onto the code's
 terms; the code's are the defaults.
+
+Warps. The official code renders the reference -> frame correspondence from fitted SMPL meshes;
+with `bdmm.warp_source = "annotation"` they come from the clip's annotations (the synthetic
+figure's exact part maps, `inputs.part_warp`). With "<method>:<workdir>" a trained model's motion
+estimator makes them from the pixels inside the step (internet_jax/motion_sources.py; frozen,
+its parameters in the constants): the warp of every clip frame and of the frame before the clip
+into the reference, so BDMM runs on any video with poses and no 3D body model.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from internet_jax import config_checks, contextual_loss, losses, optimizers
+from internet_jax import config_checks, contextual_loss, losses, motion_sources, optimizers
 from internet_jax import method as method_lib
 from internet_jax.methods.bdmm import discriminators, inputs, propagation
 from internet_jax.methods.bdmm.generator import Generator
@@ -43,13 +50,14 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
-  """G, the spatial and the temporal D, the frozen VGG-19 (None when no term uses it) and the
-  frozen config the loss reads."""
+  """G, the spatial and the temporal D, the frozen VGG-19 (None when no term uses it), the
+  frozen config the loss reads and the motion source of the warps (None: from annotations)."""
   generator: Generator
   spatial: nn.Module
   temporal: nn.Module
   vgg: nn.Module | None
   config: ml_collections.FrozenConfigDict
+  motion: motion_sources.MotionSource | None = None
 
 
 def uses_vgg(loss_config) -> bool:
@@ -99,7 +107,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                           f"unknown VGG-19 layer(s) {unknown}; known: {', '.join(vgg.LAYER_NAMES)}")
   vgg.validate_weights(config.loss, uses_vgg(config.loss),
                        "loss.content, loss.style and loss.contextual are 0")
+  motion_source(config)  # a bad spec or checkpoint: one line naming bdmm.warp_source
   optimizers.validate(config, ("g_lr", "d_lr"))
+
+
+def motion_source(config) -> motion_sources.MotionSource | None:
+  """The checkpoint `bdmm.warp_source` names (loaded once per spec), None for annotations."""
+  spec = config.bdmm.get("warp_source", motion_sources.ANNOTATION)
+  if spec == motion_sources.ANNOTATION:
+    return None
+  return motion_sources.load(spec, config.data.resolution, "bdmm.warp_source")
 
 
 def build(config: ml_collections.ConfigDict) -> Networks:
@@ -119,7 +136,8 @@ def build(config: ml_collections.ConfigDict) -> Networks:
       max_features=d.max_features, orthogonal_init=model.orthogonal_init, dtype=dtype)
   vgg_net = (vgg.VGG19(layers=_vgg_layers(config.loss), imagenet_normalize=False)
              if uses_vgg(config.loss) else None)
-  return Networks(generator, spatial, temporal, vgg_net, ml_collections.FrozenConfigDict(config))
+  return Networks(generator, spatial, temporal, vgg_net, ml_collections.FrozenConfigDict(config),
+                  motion_source(config))
 
 
 def init_params(networks: Networks, key: jax.Array, config) -> dict:
@@ -141,9 +159,35 @@ def create_optimizers(config, steps_per_epoch: int) -> dict:
           "d": optimizers.create(config, config.optimizer.d_lr, steps_per_epoch)}
 
 
-def vgg_constants(config) -> dict:
-  """`Method.create_constants`: the VGG-19 weights, {} when no term uses them."""
-  return vgg.create_vgg(config.loss, _vgg_layers(config.loss))[1] if uses_vgg(config.loss) else {}
+def create_constants(config) -> dict:
+  """`Method.create_constants`: {"vgg": the VGG-19 weights ({} when no term uses them),
+  "motion": the motion source's parameters ({} for annotation warps)}."""
+  source = motion_source(config)
+  return {"vgg": (vgg.create_vgg(config.loss, _vgg_layers(config.loss))[1]
+                  if uses_vgg(config.loss) else {}),
+          "motion": source.params if source is not None else {}}
+
+
+def model_warps(networks: Networks, motion_params, reference: jax.Array,
+                frames: jax.Array) -> jax.Array:
+  """The motion source's warps of uint8 frames (B, F, R, R, 3) into the uint8 references
+  (B, R, R, 3): (B, F, R, R, 2), gradients stopped (the estimator is frozen)."""
+  batch, count = frames.shape[:2]
+  as_float = lambda x: x.astype(jnp.float32) / 255.0  # noqa: E731
+  sources = jnp.repeat(as_float(reference), count, axis=0)
+  warps = networks.motion(motion_params, sources, as_float(frames).reshape(
+      (batch * count,) + frames.shape[2:]))
+  return jax.lax.stop_gradient(warps.reshape((batch, count) + warps.shape[1:]))
+
+
+def with_warps(networks: Networks, motion_params, batch: dict) -> dict:
+  """The batch with "warps" and "initial_warp": as they are for annotation warps, else from the
+  motion source (the clip frames, and "initial_frame", the frame before the clip)."""
+  if networks.motion is None:
+    return batch
+  frames = jnp.concatenate([batch["initial_frame"][:, None], batch["frames"]], axis=1)
+  warps = model_warps(networks, motion_params, batch["reference"], frames)
+  return dict(batch, warps=warps[:, 1:], initial_warp=warps[:, 0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,9 +199,10 @@ def to_signed(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
-def split(networks: Networks, batch: dict) -> tuple[dict, dict]:
+def split(networks: Networks, constants: dict, batch: dict) -> tuple[dict, dict]:
   """`Chunks.split`: the clip's per-frame arrays (B, F, ...) -> (num_chunks, B, chunk, ...), and
   each chunk's post warp (the next chunk's first frame; the last chunk's own last frame)."""
+  batch = with_warps(networks, constants["motion"], batch)
   chunk_frames = networks.config.bdmm.chunk_frames
   num_frames = batch["frames"].shape[1]
 
@@ -237,7 +282,7 @@ def chunk_loss(networks: Networks, params: dict, constants, chunk: dict, context
     terms = {"l1": jnp.sum(jnp.mean(jnp.abs(prediction - target), axis=(1, 2, 3)))}
     if networks.vgg is not None:
       per_frame = jax.lax.map(
-          jax.checkpoint(lambda pair: _vgg_terms(networks, constants, pair[0], pair[1])),
+          jax.checkpoint(lambda pair: _vgg_terms(networks, constants["vgg"], pair[0], pair[1])),
           (prediction, target))
       terms.update({name: jnp.sum(value) for name, value in per_frame.items()})
     return terms

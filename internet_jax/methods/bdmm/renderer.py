@@ -7,6 +7,11 @@ the source (reference) frame. Both come from per-frame annotations (input_pipeli
 of the source frame and of the driving frames: joints -> skeleton heatmaps; part labels and part
 transforms -> `inputs.part_warp` (the layered figure's exact correspondence). The shared code
 passes them as `annotations=` (`inference.annotation_options`).
+
+With warps from a model (`bdmm.warp_source = "<method>:<workdir>"`) only the joints are read and
+the warps come from the source image and the driving frames' pixels (the motion source, on the
+device). A chunk's backward branch then starts from the warp of the chunk's own last frame: the
+frame after the chunk, which the code uses, has not arrived yet when a video is streamed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ def _start(networks, g_params, reference, joints, valid, warp):
 
 
 @functools.partial(jax.jit, static_argnums=0)
+def _pixel_warps(networks, motion_params, source, frames):
+  """uint8 source (R, R, 3) and driving frames (F, R, R, 3) -> the warps (F, R, R, 2)."""
+  return objective.model_warps(networks, motion_params, source[None], frames[None])[0]
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def _chunk(networks, g_params, reference, joints, valid, warps, post_warp, state):
   """(F, J, 2) joints, (F, J) valid, (F, R, R, 2) warps -> frames (F, R, R, 3) in [0, 1]."""
   skeletons = objective.skeletons(networks.config, joints, valid)[:, None]
@@ -42,13 +53,15 @@ class BDMMRenderer(inference.Renderer):
   """The carry: the inputs of every driving frame (on the host), the next frame index and the
   recurrent state {previous, structure, forward} (on the device)."""
 
-  annotation_keys = inputs.ANNOTATION_KEYS
   optional_annotation_keys = (inputs.OPTIONAL_VALID_KEY,)
 
   def __init__(self, networks, params, batch_size: int):
     super().__init__(networks.config.data.resolution, batch_size)
     self.networks = networks
     self.params = jax.device_put(params)
+    self.motion = networks.motion
+    self.annotation_keys = inputs.POSE_KEYS if self.motion is not None else inputs.ANNOTATION_KEYS
+    self.motion_params = jax.device_put(self.motion.params) if self.motion is not None else None
 
   def _inputs(self, annotations: dict) -> dict[str, np.ndarray]:
     """Joints, validity and warps (into the source frame) of every driving frame."""
@@ -58,6 +71,7 @@ class BDMMRenderer(inference.Renderer):
       raise DataError("BDMM: no driving annotations")
     num_joints = int(config.bdmm.num_joints)
     joints, valid, warps = [], [], []
+    model_warps = self.motion is not None
     for t, frame in enumerate(driving):
       frame_joints = np.asarray(frame["joints"], np.float32)
       if frame_joints.shape != (num_joints, 2):
@@ -66,33 +80,47 @@ class BDMMRenderer(inference.Renderer):
       joints.append(frame_joints)
       valid.append(np.asarray(frame.get(inputs.OPTIONAL_VALID_KEY,
                                         np.ones(num_joints, bool)), bool))
-      warps.append(inputs.part_warp(frame["part_labels"], frame["part_transforms"],
-                                    source["part_transforms"],
-                                    visible_only=bool(config.bdmm.warp_visibility),
-                                    labels_r=source["part_labels"]))
-    return {"joints": np.stack(joints), "valid": np.stack(valid), "warps": np.stack(warps)}
+      if not model_warps:
+        warps.append(inputs.part_warp(frame["part_labels"], frame["part_transforms"],
+                                      source["part_transforms"],
+                                      visible_only=bool(config.bdmm.warp_visibility),
+                                      labels_r=source["part_labels"]))
+    per_frame = {"joints": np.stack(joints), "valid": np.stack(valid)}
+    if not model_warps:
+      per_frame["warps"] = np.stack(warps)
+    return per_frame
+
+  def _warps(self, source, frames) -> jax.Array:
+    return _pixel_warps(self.networks, self.motion_params, jnp.asarray(source),
+                        jnp.asarray(frames))
 
   def start(self, source, first_driving, *, annotations):
-    del first_driving  # BDMM reads the driving video's poses and warps, not its pixels
     frames = self._inputs(annotations)
     reference = objective.to_signed(jnp.asarray(source)[None])
     # The frame before the first is the first itself, as in a training clip starting at 0.
+    first_warp = (frames["warps"][:1] if self.motion is None
+                  else self._warps(source, first_driving[None]))
     state = _start(self.networks, self.params, reference, frames["joints"][:1],
-                   frames["valid"][:1], frames["warps"][:1])
-    return {"frames": frames, "next": 0, "reference": reference, "state": state}
+                   frames["valid"][:1], first_warp)
+    return {"frames": frames, "next": 0, "reference": reference, "source": source,
+            "state": state}
 
   def step(self, carry, chunk):
-    del chunk
     frames, start = carry["frames"], carry["next"]
-    count = len(frames["warps"])
+    count = len(frames["joints"])
     if start >= count:
       raise DataError(f"BDMM: the driving video has more frames than its {count} annotated ones")
     # Pad the last chunk by its last frame, as `render_chunk` pads the driving frames.
     index = np.minimum(np.arange(start, start + self.batch_size), count - 1)
-    post = frames["warps"][min(start + self.batch_size, count - 1)]
+    if self.motion is None:  # BDMM reads the driving video's poses and warps, not its pixels
+      warps = frames["warps"][index]
+      post = frames["warps"][min(start + self.batch_size, count - 1)]
+    else:
+      warps = self._warps(carry["source"], chunk)
+      post = warps[-1]
     prediction, state = _chunk(self.networks, self.params, carry["reference"],
                                frames["joints"][index], frames["valid"][index],
-                               frames["warps"][index], post, carry["state"])
+                               warps, post, carry["state"])
     return dict(carry, next=start + self.batch_size, state=state), {"prediction": prediction}
 
 

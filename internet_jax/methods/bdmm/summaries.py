@@ -13,8 +13,9 @@ from internet_jax.methods.bdmm import objective, propagation
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _clip(networks, g_params, batch):
+def _clip(networks, g_params, motion_params, batch):
   config = networks.config
+  batch = objective.with_warps(networks, motion_params, batch)
   reference = objective.to_signed(batch["reference"])
   skeletons = jnp.swapaxes(objective.skeletons(config, batch["joints"], batch["joints_valid"]),
                            0, 1)
@@ -36,7 +37,8 @@ def summary_images(networks, params: dict, batch: dict[str, np.ndarray],
   (evenly spaced, at most `num_frames`): reference | skeleton | warped reference | output |
   ground truth."""
   first = {name: jnp.asarray(value[:1]) for name, value in batch.items()}
-  frames, warped, skeletons = jax.device_get(_clip(networks, params["g"], first))
+  motion_params = networks.motion.params if networks.motion is not None else {}
+  frames, warped, skeletons = jax.device_get(_clip(networks, params["g"], motion_params, first))
   count = frames.shape[0]
   rows = []
   for t in np.unique(np.linspace(0, count - 1, min(num_frames, count)).round().astype(int)):

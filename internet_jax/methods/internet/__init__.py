@@ -20,4 +20,5 @@ METHOD = method.Method(
     inference_groups=("g",),
     progress_metrics=("g/total", "d/total", "l1", "mean_confidence"),
     create_constants=objective.vgg_params,
+    motion_field=networks.motion_field,
 )

@@ -95,6 +95,13 @@ def init_params(nets: Networks, key: jax.Array, config: ml_collections.ConfigDic
           "d": nets.discriminator.init(d_key, image)}
 
 
+def motion_field(nets: Networks, params: dict, source: jax.Array, driving: jax.Array) -> jax.Array:
+  """`Method.motion_field`: the top of the motion pyramid, `motion_full` (the dense motion of
+  Eq. 5 refined at every decoder scale), which warps the source into the driving frame's pose
+  (absolute motion: the driving frame's own anchors)."""
+  return nets.generator.apply(params["g"], source, driving)["motion_full"]
+
+
 def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
   """`Method.batch_shapes`: the frame-pair example (`input_pipeline.pipeline.make_train_example`)
   with a leading batch axis."""
