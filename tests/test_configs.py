@@ -36,8 +36,8 @@ def test_config_builds_models(name):
 def test_table2_ablations_follow_the_paper():
   # Paper Fig. 4: a) plain flow warp loss (Eq. 2), b) extrinsic mask (Eq. 3), c) intrinsic (Eq. 4).
   expected = {"ss4x_a": ("single", "plain"), "ss4x_b": ("single", "extrinsic"),
-              "ss4x_c": ("single", "intrinsic"), "ms_b": ("multiscale", "extrinsic"),
-              "ms_c": ("multiscale", "intrinsic")}
+              "ss4x_c": ("single", "intrinsic"), "ms_a": ("multiscale", "plain"),
+              "ms_b": ("multiscale", "extrinsic"), "ms_c": ("multiscale", "intrinsic")}
   for name, (skip_mode, scheme) in expected.items():
     for prefix, resolution in (("", 512), ("synthetic_", synthetic.get_config().data.resolution)):
       config = ablations.get_config(prefix + name)
@@ -205,8 +205,10 @@ def test_vgg_weights_are_needed_only_by_a_vgg_loss(tmp_path):
 
 
 def test_unknown_ablation_is_named():
-  with pytest.raises(ValueError, match="unknown ablation 'ms_a'"):
-    ablations.get_config("ms_a")
+  with pytest.raises(ValueError, match="unknown ablation 'ms_d'"):
+    ablations.get_config("ms_d")
+  with pytest.raises(ValueError, match="unknown row 'ms_d'"):
+    ablations.apply(synthetic.get_config(), "ms_d")
 
 
 def test_learning_rate_drops_tenfold_at_the_configured_epochs():

@@ -70,7 +70,7 @@ def test_default_install_has_no_tensorflow():
   assert "tensorflow" not in names
   assert "tensorflow" not in _imported_top_level_modules()
   extras = PYPROJECT["project"]["optional-dependencies"]
-  assert {"cuda12", "tpu", "torch", "notebook", "dev", "tf"} <= set(extras)
+  assert {"cuda12", "tpu", "torch", "notebook", "dev", "tf", "experiments"} <= set(extras)
 
 
 def test_console_scripts_point_at_functions():

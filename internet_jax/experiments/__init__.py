@@ -1,0 +1,1 @@
+"""Experiment runners that train and evaluate grids of configs (`python -m internet_jax.experiments.<name>`)."""
