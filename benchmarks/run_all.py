@@ -6,7 +6,8 @@ Default: the small CPU settings (the synthetic config's train step at 64^2, batc
 256^2, batch 1 and 16, with and without the source cache; warps at one 128^2 generator level and
 the dense-motion warps, batch 1). --full: the GPU/TPU settings (the paper's 512^2 DanceFashion
 model: train step in float32 and bfloat16, with and without remat; animation at 256^2 and 512^2;
-every warp of a training step). Each benchmark runs in its own process (clean memory peaks, no
+every warp of a training step; D2G-Net's renderer at 512^2 as well). D2G-Net's frame renderer
+(d2g_inference) runs at the paper's widths, 256^2 by default. Each benchmark runs in its own process (clean memory peaks, no
 shared compilation state) --runs times; the table shows the median over runs of each run's
 median, and the spread over runs of the main time. Writes <output_dir>/results.md and
 <output_dir>/results.json; the stderr of every run goes to --run_logs (default <output_dir>/logs/).
@@ -37,7 +38,8 @@ _WITH_PIPELINE = flags.DEFINE_bool(
 _DATA_ROOT = flags.DEFINE_string(
     "data_root", None, "--with_pipeline: render/prepare the synthetic dataset under this folder "
     "(default: the config's ./data paths).")
-_ONLY = flags.DEFINE_list("only", [], "Run only these benchmarks (train_step, inference, warp).")
+_ONLY = flags.DEFINE_list("only", [], "Run only these benchmarks (train_step, inference, warp, "
+                         "d2g_inference).")
 _FULL_BATCH = flags.DEFINE_integer("full_batch", 8, "--full: global batch of the train step.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", BENCHMARKS, "Where results.md/json go.")
 _LOG_DIR = flags.DEFINE_string("run_logs", None, "Where each run's stderr goes (default: "
@@ -62,6 +64,9 @@ def plan(full: bool, with_pipeline: bool, full_batch: int,
       runs.append(("warp", f"default {dtype}",
                    ["--config=configs/default.py", "--batch=8", f"--dtype={dtype}",
                     "--repeats=20"]))
+      runs.append(("d2g_inference", f"d2g person {dtype}",
+                   ["--config=configs/d2g/person.py", "--resolution=256,512", "--batch=1,8",
+                    f"--dtype={dtype}", "--repeats=20"]))
   else:
     runs.append(("train_step", "synthetic float32",
                  ["--config=configs/synthetic.py", "--global_batch=8", "--dtype=float32",
@@ -73,6 +78,9 @@ def plan(full: bool, with_pipeline: bool, full_batch: int,
                  ["--config=configs/default.py", "--batch=1",
                   "--cases=generator_128,dense_motion,dense_motion_shared",
                   "--dtype=float32", "--repeats=10"]))
+    runs.append(("d2g_inference", "d2g person float32",
+                 ["--config=configs/d2g/person.py", "--resolution=256", "--batch=1",
+                  "--dtype=float32", "--repeats=3"]))
   if with_pipeline:
     data = []
     if data_root:
@@ -180,7 +188,16 @@ def warp_rows(result: dict) -> list[dict]:
   return rows
 
 
-ROWS = {"train_step": train_rows, "inference": inference_rows, "warp": warp_rows}
+def d2g_rows(result: dict) -> list[dict]:
+  return [{"key": (result["config"]["config_file"], result["environment"]["device_kind"],
+                   result["config"]["dtype"], case["resolution"], case["batch"],
+                   case["texture_size"]),
+           "ms_per_frame": case["ms_per_frame"], "first_call_s": case["first_call_s"]}
+          for case in result["cases"]]
+
+
+ROWS = {"train_step": train_rows, "inference": inference_rows, "warp": warp_rows,
+        "d2g_inference": d2g_rows}
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -285,6 +302,17 @@ def markdown(results: dict[str, list[dict]], meta: dict) -> str:
                  f"{fmt(row['ours_fwdbwd_coords_ms'])} | {fmt(row['mc_fwdbwd_coords_ms'])} | "
                  f"{spread(row, 'ratio_fwdbwd_coords')} | {fmt(row['max_rel_diff'])} | "
                  f"{fmt(row['agree'])} |")
+    out.append("")
+  rows = aggregate([r for result in results.get("d2g_inference", []) if "error" not in result
+                    for r in d2g_rows(result)])
+  if rows:
+    out += ["## D2G-Net frame rendering (paper: 90 ms per 512² frame on a P40)", "",
+            "| config | device | dtype | res | batch | texture | ms/frame | first call s |",
+            "|" + "---|" * 8]
+    for row in rows:
+      config, device, dtype, res, batch, texture = row["key"]
+      out.append(f"| {config} | {device} | {dtype} | {res}² | {batch} | {texture}² | "
+                 f"{spread(row, 'ms_per_frame')} | {fmt(row['first_call_s'])} |")
     out.append("")
   errors = [(name, result) for name, group in results.items() for result in group
             if "error" in result]
