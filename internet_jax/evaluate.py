@@ -28,8 +28,8 @@ unless `--resolution` resizes both (`video_io.resize_and_pad`). Output: `<genera
 
 Written: `metrics.json` (every metric per video, the means and what was not computed and why) and
 `metrics.md` (a table laid out like the INTERnet paper's Table 2, then the synthetic-ground-truth metrics,
-the model beside its trivial baselines, the reasons for anything not computed, and per-video
-tables).
+the model beside its trivial baselines, the anchors and confidence map beside chance, the reasons
+for anything not computed, and per-video tables).
 
 Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_gt`):
 * per frame, averaged over a video's frames, then over videos: SSIM, MS-SSIM, PSNR (dB; +inf for
@@ -46,7 +46,13 @@ Metrics (definitions in `internet_jax.metrics.image`, `.temporal`, `.synthetic_g
   `robust_frames` naming them; `internet_jax.metrics.poses`);
 * with synthetic ground truth (`<name>.npz` beside the reference videos, or in --ground_truth;
   in mode (a) in `<data.manual_dir>/test/`): `epe` (px at the model resolution, mode (a) only: it
-  needs the predicted motion field) and `temporal_error_gt` (both modes).
+  needs the predicted motion field) and `temporal_error_gt` (both modes);
+* the INTERnet paper's Figs. 7-8 (Sec. 4.3-4.4) measured, with synthetic ground truth, in mode (a)
+  for renderers whose outputs hold the driving anchors and the confidence map (INTERnet's):
+  `anchors_on_figure` and `anchor_boundary_distance` (where the driving anchors lie: on the
+  moving body, near its motion boundary), `confidence_auc` and `confidence_iou` (how well the
+  confidence map marks the pixels the source shows), `_figure` variants over the figure pixels
+  (`synthetic_gt.anchor_scores`, `confidence_scores`).
 A metric that cannot be computed (missing weights, frames too small for MS-SSIM, too few frames,
 no ground truth) is reported as "not computed: <why>", never left out.
 
@@ -59,7 +65,10 @@ Trivial baselines, on the same frames as the model (a score means little without
   `<metric>_figure_copy_source`), since background dominates small frames;
 * zero motion (synthetic ground truth, mode (a)): the identity field scored by the same EPE
   function on the same pixels (`epe_zero_motion`; `epe_figure`, `epe_figure_zero_motion` on the
-  visible figure pixels only, `epe` also counting the static background).
+  visible figure pixels only, `epe` also counting the static background);
+* chance, for the anchors and the confidence map: a uniformly placed anchor
+  (`anchors_on_figure_chance` = the figure's share of the frame, `anchor_boundary_distance_chance`),
+  AUC 0.5, and the IoU of a confidence map that is 1 everywhere (`confidence_iou_all_visible`).
 `frame_scores` / `mean_frame_scores` and `synthetic_gt.motion_scores` compute them here and in
 training's evaluation (`reconstruction.evaluate_reconstruction`). metrics.md shows them side by side.
 
@@ -142,11 +151,52 @@ COPY_FRAME_PAIRS = (("psnr", "psnr_copy_source", "psnr_copy_frames"),
 REGION_MOTION_KEYS = tuple(key for region, _ in BODY_REGIONS
                            for key in (f"epe_{region}", f"epe_{region}_zero_motion"))
 MOTION_KEYS = ("epe", "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS
+# The INTERnet paper's Figs. 7-8 (Sec. 4.3-4.4) measured (`synthetic_gt.anchor_scores`,
+# `confidence_scores`): mode (a), renderers whose outputs hold the driving anchors and the
+# confidence map; each model score with its chance reference (`_chance`, `_all_visible`).
+ANCHOR_KEYS = ("anchors_on_figure", "anchors_on_figure_chance", "anchor_boundary_distance",
+               "anchor_boundary_distance_chance")
+CONFIDENCE_KEYS = ("confidence_auc", "confidence_iou", "confidence_iou_all_visible",
+                   "confidence_auc_figure", "confidence_iou_figure",
+                   "confidence_iou_figure_all_visible")
+# Why one of them is undefined (NaN) on a video: reported as not computed.
+UNDEFINED_REASONS = {
+    "anchors_on_figure": "no anchors",
+    "anchors_on_figure_chance": "no pixels",
+    "anchor_boundary_distance": "no motion boundary in any frame (the figure never moves "
+                                "relative to the source)",
+    "anchor_boundary_distance_chance": "no motion boundary in any frame",
+    "confidence_auc": "every pixel is visible from the source, or none (AUC needs both)",
+    "confidence_iou": "no pixel is visible from the source and none has M > 0.5",
+    "confidence_iou_all_visible": "no pixels",
+    "confidence_auc_figure": "every figure pixel is visible from the source, or none (AUC needs "
+                             "both)",
+    "confidence_iou_figure": "no figure pixel is visible from the source and none has M > 0.5",
+    "confidence_iou_figure_all_visible": "no figure pixels",
+}
+# (Scorer.add argument: the path to it in a renderer's outputs) that mode (a) collects.
+RENDERER_OUTPUTS = {"motion_full": ("motion_full",), "anchors": ("driving_anchors", "value"),
+                    "confidence": ("confidence_full",)}
+# metrics.md's anchors and confidence table: (title, region, model key, reference key or value).
+INTRINSIC_ROWS = (
+    ("Anchors on figure ↑", "all anchors of all frames", "anchors_on_figure",
+     "anchors_on_figure_chance"),
+    ("Anchor to motion boundary (px) ↓", "anchors of the frames with a motion boundary",
+     "anchor_boundary_distance", "anchor_boundary_distance_chance"),
+    ("Confidence AUC ↑", "all pixels", "confidence_auc", 0.5),
+    ("Confidence IoU ↑", "all pixels", "confidence_iou", "confidence_iou_all_visible"),
+    ("Confidence AUC ↑", "figure pixels", "confidence_auc_figure", 0.5),
+    ("Confidence IoU ↑", "figure pixels", "confidence_iou_figure",
+     "confidence_iou_figure_all_visible"),
+)
+# Every per-video key beside the Table 2 columns: the baselines table's, then the anchors and
+# confidence table's.
 BASELINE_KEYS = ("l1_copy_source", "psnr_copy_source", "psnr_copy_frames", "ssim_copy_source",
                  "ms_ssim_copy_source", "lpips_copy_source", "l1_figure", "l1_figure_copy_source",
                  "psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames",
                  "ssim_figure", "ssim_figure_copy_source", "temporal_error_gt_copy_source",
-                 "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS
+                 "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS + (
+                     ANCHOR_KEYS + CONFIDENCE_KEYS)
 # D2G-Net's Robust-PSNR / Robust-SSIM ("Robust Pose Transfer with Dynamic Details using Neural
 # Video Rendering", Sec. 4.1, Table 1): the per-frame scores kept for them, and the keys of the
 # means (`Scorer.robust_scores`), model and copy-source on the frames whose pose is farthest from
@@ -238,6 +288,37 @@ DEFINITIONS = {
                      "the joints valid in both (internet_jax.metrics.poses); chosen among all "
                      "frames of all scored videos, in each block among that block's frames",
     "cross_identity": CROSS_IDENTITY_TEXT + " Mode (a) only, for the test videos with a partner.",
+    "anchors_on_figure": "INTERnet paper Fig. 7 / Sec. 4.3 (anchors on the moving body, not on "
+                         "the still background): the fraction of the driving anchors of all "
+                         "frames whose nearest ground-truth pixel (the anchor brought to the "
+                         "ground truth's resolution by the half-pixel rule) has a non-zero part "
+                         "label in that frame; an anchor outside the frame is not on the figure",
+    "anchors_on_figure_chance": "the same for a uniformly placed anchor: the figure's share of "
+                                "the frame's pixels, mean over frames",
+    "anchor_boundary_distance": "Fig. 7 / Sec. 4.3 (\"all anchors ... are close to the motion "
+                                "boundary\"): mean distance (px at the model resolution) from "
+                                "each anchor to the nearest motion-boundary pixel of its frame, "
+                                "over the frames that have one; a pixel is on the motion "
+                                "boundary where a 4-neighbour has another part label (figure/"
+                                "background or part/part) and the two sides' motions to the "
+                                "source differ by more than 1 px (at the ground truth's "
+                                "resolution) where they meet (synthetic_gt.motion_boundary)",
+    "anchor_boundary_distance_chance": "the same for a uniformly placed anchor: the mean "
+                                       "distance of every pixel of those frames",
+    "confidence_auc": "Fig. 8 / Sec. 4.4: ROC AUC (Mann-Whitney U, ties counted half) of the "
+                      "confidence map M (confidence_full, resampled bilinearly to the ground "
+                      "truth's resolution) as a predictor of each pixel being visible from the "
+                      "source (source_visible), over all pixels of all frames; the background "
+                      "counts (static, visible from the source where background owns the pixel "
+                      "in both frames); 0.5 = chance",
+    "confidence_iou": "IoU of {M > 0.5} with the pixels visible from the source, over all "
+                      "pixels of all frames",
+    "confidence_iou_all_visible": "the IoU of M = 1 everywhere (the reference for "
+                                  "confidence_iou): the visible share of the pixels",
+    "confidence_<measure>_figure": "confidence_auc, confidence_iou and confidence_iou_all_visible "
+                                   "over the figure pixels of each frame only (part label "
+                                   "non-zero), where the invisible pixels are disoccluded body "
+                                   "parts",
 }
 
 
@@ -360,6 +441,37 @@ def mean_frame_scores(per_frame: dict[str, Any], empty_reason: str) -> dict[str,
   return out
 
 
+def _defined(scores: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+  """`scores`' values of `keys`, a NaN (undefined on this video) replaced by its
+  UNDEFINED_REASONS reason."""
+  return {key: not_computed(UNDEFINED_REASONS[key])
+          if isinstance(scores[key], float) and math.isnan(scores[key]) else scores[key]
+          for key in keys}
+
+
+def _intrinsic_scores(anchors: np.ndarray | None, confidence: np.ndarray | None, truth: dict,
+                      shape: tuple[int, int]) -> dict[str, Any]:
+  """ANCHOR_KEYS and CONFIDENCE_KEYS of one video (the INTERnet paper's Figs. 7-8), or why not:
+  anchors (T, K, 2) normalised and confidence (T, R, R, 1) are the renderer's, None where it gives
+  none; truth: the video's ground truth; shape: the model resolution (R, R)."""
+  scores: dict[str, Any] = {}
+  if anchors is None:
+    scores.update(dict.fromkeys(ANCHOR_KEYS, not_computed(
+        "needs the predicted anchors (driving_anchors of an INTERnet renderer, --workdir mode "
+        "only)")))
+  else:
+    scores.update(_defined(synthetic_gt.anchor_scores(anchors, truth["part_labels"],
+                                                      truth["source_coords"], shape), ANCHOR_KEYS))
+  if confidence is None:
+    scores.update(dict.fromkeys(CONFIDENCE_KEYS, not_computed(
+        "needs the predicted confidence map (confidence_full of an INTERnet renderer, --workdir "
+        "mode only)")))
+  else:
+    scores.update(_defined(synthetic_gt.confidence_scores(confidence, truth["source_visible"],
+                                                          truth["part_labels"]), CONFIDENCE_KEYS))
+  return scores
+
+
 class Scorer:
   """Scores videos one at a time and keeps what the set-level metrics (FID, FVD) need."""
 
@@ -465,10 +577,12 @@ class Scorer:
 
   @staticmethod
   def _ground_truth(generated: np.ndarray, reference: np.ndarray, motion_full: np.ndarray | None,
-                    truth: dict | None, no_truth_reason: str) -> dict[str, Any]:
+                    truth: dict | None, no_truth_reason: str, anchors: np.ndarray | None = None,
+                    confidence: np.ndarray | None = None) -> dict[str, Any]:
     temporal_keys = ("temporal_error_gt", "temporal_error_gt_copy_source")
     if truth is None:
-      return dict.fromkeys(MOTION_KEYS + temporal_keys, no_truth_reason)
+      return dict.fromkeys(MOTION_KEYS + ANCHOR_KEYS + CONFIDENCE_KEYS + temporal_keys,
+                           no_truth_reason)
     scores: dict[str, Any] = {}
     if motion_full is None:
       scores.update(dict.fromkeys(MOTION_KEYS, not_computed(
@@ -477,6 +591,7 @@ class Scorer:
       scores.update(dict.fromkeys(REGION_MOTION_KEYS, not_computed(
           "the ground truth has no part_names")))
       scores.update(synthetic_gt.motion_scores(motion_full, truth))
+    scores.update(_intrinsic_scores(anchors, confidence, truth, generated.shape[1:3]))
     if len(generated) >= 2:
       copy = np.broadcast_to(reference[0], reference.shape)
       for key, output in zip(temporal_keys, (generated, copy)):
@@ -488,10 +603,12 @@ class Scorer:
     return scores
 
   def add(self, name: str, generated: np.ndarray, reference: np.ndarray, *,
-          motion_full: np.ndarray | None = None, ground_truth: Path | None = None) -> dict:
+          motion_full: np.ndarray | None = None, anchors: np.ndarray | None = None,
+          confidence: np.ndarray | None = None, ground_truth: Path | None = None) -> dict:
     """Scores one video: uint8 (T, H, W, 3) generated and reference frames of one shape (the
-    source is the reference's frame 0); the predicted motion field (T, H, W, 2) in mode (a); the
-    path of its ground-truth npz if any."""
+    source is the reference's frame 0); in mode (a) the predicted motion field (T, H, W, 2), and
+    where the renderer gives them the driving anchors (T, K, 2) (normalised) and the confidence
+    map (T, H, W, 1); the path of its ground-truth npz if any."""
     truth = figure = None
     no_truth_reason = not_computed("no synthetic ground truth (<name>.npz) for this video")
     if ground_truth is not None:
@@ -505,7 +622,8 @@ class Scorer:
                                                          no_truth_reason)
     scores.update(per_frame)
     scores.update(self._temporal(generated, reference))
-    scores.update(self._ground_truth(generated, reference, motion_full, truth, no_truth_reason))
+    scores.update(self._ground_truth(generated, reference, motion_full, truth, no_truth_reason,
+                                     anchors, confidence))
     self.videos[name] = {"num_frames": scores["num_frames"],
                          **{key: scores[key] for key in VIDEO_KEYS}}
     return self.videos[name]
@@ -646,6 +764,21 @@ def _baseline_table(mean: dict[str, Any]) -> list[str]:
   return lines
 
 
+def _intrinsic_lines(mean: dict[str, Any], heading: str) -> list[str]:
+  """metrics.md's anchors and confidence section (INTRINSIC_ROWS): model vs chance."""
+  lines = ["", f"{heading} Anchors and confidence map", "",
+           "The INTERnet paper's Figs. 7-8 (Sec. 4.3-4.4) measured on the synthetic ground truth: "
+           "whether the driving anchors lie on the moving body, near its motion boundary, and how "
+           "well the confidence map M marks the pixels visible from the source. Reference: a "
+           "uniformly placed anchor; AUC 0.5 (chance); the IoU of M = 1 everywhere.", "",
+           "| Metric | Region | Model | Reference |", "|---|---|---|---|"]
+  for title, region, model, reference in INTRINSIC_ROWS:
+    cell = (_cell(reference, model) if isinstance(reference, float) else
+            _cell(mean[reference], reference))
+    lines.append(f"| {title} | {region} | {_cell(mean[model], model)} | {cell} |")
+  return lines
+
+
 def _robust_lines(mean: dict[str, Any], heading: str) -> list[str]:
   """metrics.md's Robust frames section: model vs copy-source on the ROBUST_ROWS."""
   frames = mean["robust_frames"]
@@ -664,17 +797,19 @@ def _robust_lines(mean: dict[str, Any], heading: str) -> list[str]:
 
 
 def _per_video_baselines(videos: dict[str, Any]) -> list[str]:
-  """Per-video model / copy-source (/ zero motion) pairs of the whole-frame and figure scores."""
-  pairs = (("L1", "l1", "l1_copy_source"), ("PSNR", "psnr_copy_frames", "psnr_copy_source"),
-           ("figure L1", "l1_figure", "l1_figure_copy_source"),
-           ("figure PSNR", "psnr_figure_copy_frames", "psnr_figure_copy_source"),
-           ("figure EPE", "epe_figure", "epe_figure_zero_motion"))
-  lines = ["| Video | " + " | ".join(f"{title} (model / {'zero motion' if 'EPE' in title else 'copy'})"
-                                     for title, _, _ in pairs) + " |",
+  """Per-video model / baseline pairs of the whole-frame and figure scores and the anchors."""
+  pairs = (("L1", "l1", "l1_copy_source", "copy"),
+           ("PSNR", "psnr_copy_frames", "psnr_copy_source", "copy"),
+           ("figure L1", "l1_figure", "l1_figure_copy_source", "copy"),
+           ("figure PSNR", "psnr_figure_copy_frames", "psnr_figure_copy_source", "copy"),
+           ("figure EPE", "epe_figure", "epe_figure_zero_motion", "zero motion"),
+           ("anchors on figure", "anchors_on_figure", "anchors_on_figure_chance", "chance"))
+  lines = ["| Video | " + " | ".join(f"{title} (model / {baseline})"
+                                     for title, _, _, baseline in pairs) + " |",
            "|" + "---|" * (len(pairs) + 1)]
   for name, video in videos.items():
     lines.append(f"| {name} | " + " | ".join(
-        f"{_cell(video[a], a)} / {_cell(video[b], b)}" for _, a, b in pairs) + " |")
+        f"{_cell(video[a], a)} / {_cell(video[b], b)}" for _, a, b, _ in pairs) + " |")
   return lines
 
 
@@ -725,6 +860,7 @@ def _block_lines(results: dict[str, Any], label: str, heading: str) -> list[str]
             "ground truth). PSNR rows average over the frames the copy does not reproduce "
             "exactly (all but the source frame itself).", ""]
   lines += _baseline_table(mean)
+  lines += _intrinsic_lines(mean, heading)
   lines += _robust_lines(mean, heading)
   if results["not_computed"]:
     lines += ["", f"{heading} Not computed", ""]
@@ -887,18 +1023,32 @@ def evaluate_folders(generated_dir, reference_dir, *, output_dir=None, ground_tr
 # Mode (a): self-imitation with a trained workdir
 
 
-def _animate(renderer, source: np.ndarray, driving: np.ndarray, options: dict
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+def _renderer_output(outputs: dict, path: tuple[str, ...]):
+  """outputs[path[0]][path[1]]...; None where the renderer's outputs lack it."""
+  for key in path:
+    if not isinstance(outputs, dict) or key not in outputs:
+      return None
+    outputs = outputs[key]
+  return outputs
+
+
+def _animate(renderer, source: np.ndarray, driving: np.ndarray, options: dict,
+             keys: tuple[str, ...] = ("motion_full",)) -> tuple:
   """`source` animated by every frame of `driving` (with the renderer's `options`): (uint8
-  output, motion_full or None when the method's renderer gives no motion field). Absolute motion,
-  as FOMM's reconstruction test."""
-  predictions, motions = [], []
+  output, then for each of `keys`, names of RENDERER_OUTPUTS, that output over all frames, or
+  None when the method's renderer does not give it). Absolute motion, as FOMM's reconstruction
+  test."""
+  predictions = []
+  collected: dict[str, list] = {key: [] for key in keys}
   for valid, outputs in renderer.render_chunks(source, driving, **options):
     predictions.append(np.asarray(outputs["prediction"][:valid], np.float32))
-    if "motion_full" in outputs:
-      motions.append(np.asarray(outputs["motion_full"][:valid], np.float32))
+    for key in keys:
+      value = _renderer_output(outputs, RENDERER_OUTPUTS[key])
+      if value is not None:
+        collected[key].append(np.asarray(value[:valid], np.float32))
   generated = np.clip(np.round(np.concatenate(predictions) * 255.0), 0, 255).astype(np.uint8)
-  return generated, np.concatenate(motions) if motions else None
+  return (generated,) + tuple(np.concatenate(chunks) if chunks else None
+                              for chunks in collected.values())
 
 
 def cross_identity_frames(manual_dir, name: str, resolution: int
@@ -1001,12 +1151,14 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
     name = source.video_name(video)
     frames = np.stack([source.read_frame(video, t) for t in range(source.num_frames(video))])
     # Self-imitation: frame 0 animated by every frame.
-    generated, motion_full = _animate(renderer, frames[0], frames,
-                                      inference.video_annotation_options(
-                                          renderer, source, video, 0, range(len(frames))))
+    generated, *outputs = _animate(renderer, frames[0], frames,
+                                   inference.video_annotation_options(
+                                       renderer, source, video, 0, range(len(frames))),
+                                   keys=tuple(RENDERER_OUTPUTS))
     truth = truth_dir / f"{name}.npz"
     truth = truth if truth.is_file() else None
-    scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
+    scorer.add(name, generated, frames, **dict(zip(RENDERER_OUTPUTS, outputs)),
+               ground_truth=truth)
     test_joints[name] = pose_metrics.video_joints(source, video)
     partner = cross_identity_frames(data_config.manual_dir, name, data_config.resolution)
     if partner is None:
@@ -1017,11 +1169,13 @@ def evaluate_workdir(workdir: str, *, config=None, output_dir=None, max_videos: 
       raise ValueError(f"{path}: {len(driving)} frames, but its test video {name} has "
                        f"{len(frames)}")
     # Cross-identity: A's frame 0 driven by B's frames; the target is A's own video.
-    generated, motion_full = _animate(renderer, frames[0], driving,
-                                      inference.video_annotation_options(
-                                          renderer, source, video, 0, range(len(frames)),
-                                          driving_file=path))
-    cross_scorer.add(name, generated, frames, motion_full=motion_full, ground_truth=truth)
+    generated, *outputs = _animate(renderer, frames[0], driving,
+                                   inference.video_annotation_options(
+                                       renderer, source, video, 0, range(len(frames)),
+                                       driving_file=path),
+                                   keys=tuple(RENDERER_OUTPUTS))
+    cross_scorer.add(name, generated, frames, **dict(zip(RENDERER_OUTPUTS, outputs)),
+                     ground_truth=truth)
   # D2G-Net's robust frames: the training poses are read only when the test frames have poses.
   train_joints = None
   if options.robust_frames and any(joints is not None for joints in test_joints.values()):

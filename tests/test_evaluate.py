@@ -108,7 +108,8 @@ def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folder
   assert set(results["not_computed"]) == set(NETWORK_KEYS) | {
       "ms_ssim", "epe", "ms_ssim_copy_source", "lpips_copy_source", "epe_zero_motion",
       "epe_figure", "epe_figure_zero_motion", "epe_arms", "epe_arms_zero_motion", "epe_legs",
-      "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"} | set(evaluate.ROBUST_KEYS)
+      "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"} | set(evaluate.ROBUST_KEYS) | set(
+          evaluate.ANCHOR_KEYS) | set(evaluate.CONFIDENCE_KEYS)
   assert mean["psnr_robust"].startswith("not computed: folder mode: no poses")
   # Copy-source (frame 0 for every frame) beside every per-frame score; figure region where the
   # ground truth is (clip_a only).

@@ -37,6 +37,14 @@ R = S the taps fall on the pixels and the ground truth is used exactly.
   that are valid_forward, not anti-aliased (`mixed`) at p and with no `mixed` bilinear tap around
   p + f(p) (the module docstring's stricter photometric mask). Lower is better; the rendered
   frames themselves score about 0.001-0.002 at 64^2 (texture interpolation).
+* `anchor_scores` (INTERnet paper, Fig. 7 and Sec. 4.3): the share of the predicted driving
+  anchors that lie on the figure, and their mean distance (px at R) to the motion boundary of
+  their frame (`motion_boundary`: neighbouring pixels of different part labels whose motions to
+  the source differ by more than 1 px at S where they meet), each beside the value of a uniformly
+  placed anchor.
+* `confidence_scores` (Fig. 8 and Sec. 4.4): the confidence map M (brought to S) as a predictor
+  of `source_visible`: ROC AUC (`roc_auc`) and the IoU of M > 0.5, over all pixels (background
+  included) and over the figure pixels.
 """
 
 from __future__ import annotations
@@ -121,9 +129,11 @@ def resample_mask(mask: np.ndarray, labels: np.ndarray, shape_to: tuple[int, int
   return out
 
 
-def _to_model_positions(positions_s: np.ndarray, shape_from, shape_to) -> np.ndarray:
+def _rescale_positions(positions: np.ndarray, shape_from, shape_to) -> np.ndarray:
+  """Pixel positions (..., 2) (x, y) on a shape_from grid -> on a shape_to grid (half-pixel rule,
+  module docstring); either direction (S -> R or R -> S)."""
   scale = np.array([shape_to[1] / shape_from[1], shape_to[0] / shape_from[0]], np.float32)
-  return (positions_s + 0.5) * scale - 0.5
+  return (positions + 0.5) * scale - 0.5
 
 
 def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visible: np.ndarray,
@@ -152,7 +162,7 @@ def motion_epe(motion_full: np.ndarray, source_coords: np.ndarray, source_visibl
   shape_from = source_coords.shape[1:3]
   height, width = shape_to
   predicted = (motion_full + 1.0) * np.array([(width - 1) / 2.0, (height - 1) / 2.0], np.float32)
-  target = _to_model_positions(resample_field(source_coords, shape_to), shape_from, shape_to)
+  target = _rescale_positions(resample_field(source_coords, shape_to), shape_from, shape_to)
   visible = resample_mask(source_visible.astype(bool), part_labels, shape_to)
   error = np.linalg.norm(predicted - target, axis=-1)
 
@@ -333,3 +343,194 @@ def true_temporal_error(generated: np.ndarray, flow_forward: np.ndarray, valid_f
   return {"temporal_error_gt": float(sums.sum() / total) if total else float("nan"),
           "temporal_error_gt_per_pair": per_pair,
           "masked_fraction": float(total / (len(counts) * shape_to[0] * shape_to[1]))}
+
+
+# ---------------------------------------------------------------------------------------------
+# The INTERnet paper's qualitative claims, measured: anchors on the moving body (Fig. 7, Sec.
+# 4.3) and a confidence map that fits what the source can show (Fig. 8, Sec. 4.4).
+
+# `motion_boundary`: a jump of more than this many pixels at S between two parts' motions.
+MOTION_BOUNDARY_PX = 1.0
+
+
+def motion_boundary(source_coords: np.ndarray, part_labels: np.ndarray,
+                    threshold: float = MOTION_BOUNDARY_PX) -> np.ndarray:
+  """(T, S_h, S_w) bool: the motion boundary of each frame t relative to the source (frame 0).
+
+  A pixel z is on it when, for one of its 4-neighbours z' = z + e, the part labels differ
+  (figure/background or part/part, e.g. an occlusion edge) and the motion jumps there: the source
+  positions of the edge's midpoint m = z + e/2 according to each side's own motion are more than
+  `threshold` px (at S) apart. Both pixels of such a pair are marked. A side's position of m is
+  extrapolated linearly from its pixel and the next pixel beyond it of the same label,
+  c(z) + (c(z) - c(z - e)) / 2 with c = source_coords[t], and c(z) alone where that pixel has
+  another label (a 1-px-thin part). Why: the renderer moves each part (and the static
+  background) by one affine map (input_pipeline/synthetic.py), so this is exactly the gap
+  between the two maps at the edge for parts at least 2 px thick, and it is 0 inside a part and
+  across an edge whose two parts move together, however far they turned since frame 0 (the
+  plain difference of neighbouring displacements is ||(A - I) e|| there, 2 sin(theta / 2) > 1 px
+  for a limb turned by theta > 60 degrees). Frame 0 has no boundary.
+  """
+  coords = np.asarray(source_coords, np.float64)
+  labels = np.asarray(part_labels).astype(np.int64)
+  boundary = np.zeros(labels.shape, bool)
+  for axis in (1, 2):
+    size = labels.shape[axis]
+    # Padded by one pixel each side (label -1: no same-label pixel beyond the frame's edge).
+    padding = [(0, 0)] * 3
+    padding[axis] = (1, 1)
+    c = np.pad(coords, padding + [(0, 0)], mode="edge")
+    lab = np.pad(labels, padding, constant_values=-1)
+    # Pairs (z, z') at padded indices (i + 1, i + 2), i = 0 .. size - 2, outer neighbours i, i + 3.
+    here, there = _along(c, axis, 1, size), _along(c, axis, 2, size + 1)
+    behind = np.where((_along(lab, axis, 0, size - 1) == _along(lab, axis, 1, size))[..., None],
+                      (here - _along(c, axis, 0, size - 1)) / 2.0, 0.0)
+    beyond = np.where((_along(lab, axis, 3, size + 2) == _along(lab, axis, 2, size + 1))[..., None],
+                      (_along(c, axis, 3, size + 2) - there) / 2.0, 0.0)
+    jump = np.linalg.norm((here + behind) - (there - beyond), axis=-1) > threshold
+    edge = jump & (_along(lab, axis, 1, size) != _along(lab, axis, 2, size + 1))
+    _along(boundary, axis, 0, size - 1)[...] |= edge
+    _along(boundary, axis, 1, size)[...] |= edge
+  return boundary
+
+
+def _along(array: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+  """array[start:stop] along `axis` (a view)."""
+  return array[tuple(slice(start, stop) if a == axis else slice(None) for a in range(array.ndim))]
+
+
+def anchor_scores(anchors: np.ndarray, part_labels: np.ndarray, source_coords: np.ndarray,
+                  shape: tuple[int, int] | None = None,
+                  threshold: float = MOTION_BOUNDARY_PX) -> dict:
+  """Where the predicted anchors sit (INTERnet paper, Fig. 7 and Sec. 4.3: with the intrinsic
+  loss "all anchors ... are close to the motion boundary", without it some lie "in the plain
+  background with zero motion").
+
+  Args:
+    anchors: (T, K, 2) the driving anchors of frames 0..T-1, normalised align-corners (x, y) on
+      the model's (R_h, R_w) grid (internet_jax/geometry.py): x_R = (a_x + 1) (R_w - 1) / 2.
+    part_labels, source_coords: the ground truth (T, S_h, S_w[, 2]) of the video.
+    shape: (R_h, R_w), the model resolution (default: S, the ground truth's).
+    threshold: the motion-boundary jump (`motion_boundary`), px at S.
+  Returns:
+    dict(anchors_on_figure: the fraction of all T K anchors whose nearest S pixel (the position
+    brought to S by the half-pixel rule, rounded half up) lies inside the frame and has a non-zero
+    part label in that frame (an anchor outside the frame is not on the figure);
+    anchors_on_figure_chance: the same for a uniformly placed anchor, the mean over frames of the
+    figure's share of the frame's pixels;
+    anchor_boundary_distance: the mean over the anchors of the frames that have a motion boundary
+    of the Euclidean distance, px at R, from the anchor to the nearest boundary pixel's centre
+    (brought to R by the half-pixel rule), NaN without any such frame;
+    anchor_boundary_distance_chance: the same for every pixel centre of those frames in place of
+    the anchors (an exact Euclidean distance transform at S, scaled to px at R);
+    boundary_frames: how many frames have a motion boundary).
+  """
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  anchors = np.asarray(anchors, np.float64)
+  labels = np.asarray(part_labels)
+  if anchors.ndim != 3 or anchors.shape[-1] != 2:
+    raise ValueError(f"anchor_scores: expected anchors (T, K, 2), got {anchors.shape}")
+  if len(anchors) != len(labels):
+    raise ValueError(f"anchor_scores: anchors of {len(anchors)} frames, ground truth has "
+                     f"{len(labels)}")
+  shape_s = labels.shape[1:3]
+  shape_r = tuple(shape) if shape is not None else shape_s
+  positions = (anchors + 1.0) * np.array([(shape_r[1] - 1) / 2.0, (shape_r[0] - 1) / 2.0])
+  finite = np.isfinite(positions).all(axis=-1)
+  # Clipped first: a non-finite or far-away anchor becomes a position outside the frame.
+  position_s = np.where(finite[..., None], _rescale_positions(positions, shape_r, shape_s), -1.0)
+  nearest = np.floor(np.clip(position_s, -1.0, max(shape_s)) + 0.5).astype(np.int64)
+  cols, rows = nearest[..., 0], nearest[..., 1]
+  inside = finite & (cols >= 0) & (cols < shape_s[1]) & (rows >= 0) & (rows < shape_s[0])
+  frames = np.arange(len(labels))[:, None]
+  owner = labels[frames, np.clip(rows, 0, shape_s[0] - 1), np.clip(cols, 0, shape_s[1] - 1)]
+  boundary = motion_boundary(source_coords, labels, threshold)
+  sampling = (shape_r[0] / shape_s[0], shape_r[1] / shape_s[1])  # px at R per px at S
+  distances, chance = [], []
+  for t in np.flatnonzero(boundary.any(axis=(1, 2))):
+    centres = _rescale_positions(np.argwhere(boundary[t])[:, ::-1].astype(np.float64), shape_s,
+                                 shape_r)
+    gaps = positions[t][:, None, :] - centres[None]
+    distances.append(np.sqrt(np.sum(gaps * gaps, axis=-1)).min(axis=1))
+    chance.append(ndimage.distance_transform_edt(~boundary[t], sampling=sampling).mean())
+  return {"anchors_on_figure": float(np.mean(inside & (owner != 0))),
+          "anchors_on_figure_chance": float(np.mean(labels != 0)),
+          "anchor_boundary_distance": (float(np.mean(np.concatenate(distances))) if distances
+                                       else float("nan")),
+          "anchor_boundary_distance_chance": float(np.mean(chance)) if chance else float("nan"),
+          "boundary_frames": len(distances)}
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+  """The area under the ROC curve of `scores` as a predictor of `positive` (bool, same size): the
+  Mann-Whitney U statistic over (positive, negative) pairs, a tie counting half,
+  U / (n_pos n_neg), from average ranks. NaN when one class is empty."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  scores = np.asarray(scores, np.float64).ravel()
+  positive = np.asarray(positive, bool).ravel()
+  num_positive = int(positive.sum())
+  num_negative = positive.size - num_positive
+  if not num_positive or not num_negative:
+    return float("nan")
+  ranks = stats.rankdata(scores)  # average ranks: a tie counts half
+  u = ranks[positive].sum() - num_positive * (num_positive + 1) / 2.0
+  return float(u / (float(num_positive) * float(num_negative)))
+
+
+def _visibility_scores(confidence: np.ndarray, visible: np.ndarray, threshold: float,
+                       suffix: str) -> dict:
+  """AUC and IoU (and the IoU of M = 1) of flat confidence values against flat visibility."""
+  predicted = confidence > threshold
+  union = int((predicted | visible).sum())
+  nan = float("nan")
+  return {f"confidence_auc{suffix}": roc_auc(confidence, visible),
+          f"confidence_iou{suffix}": float((predicted & visible).sum() / union) if union else nan,
+          f"confidence_iou{suffix}_all_visible": float(visible.mean()) if visible.size else nan}
+
+
+def confidence_scores(confidence: np.ndarray, source_visible: np.ndarray,
+                      part_labels: np.ndarray | None = None, threshold: float = 0.5) -> dict:
+  """How well the confidence map M marks the pixels the source can show (INTERnet paper, Fig. 8
+  and Sec. 4.4: the intrinsic M "better fits the human body structure").
+
+  M gates the warped source features (Eq. 6, phi_out = M F(phi_in)), and Sec. 3's Omega_F, the
+  pixels hallucinated because the source does not show them, is what it should leave out; so M is
+  scored as a predictor of the ground truth's `source_visible`: True where the surface point of
+  the target pixel is visible in the source (frame 0). The background counts: it is static and
+  visible from the source wherever background owns the pixel in both frames, so copying the
+  source there is right and M should be high; the background the figure covered in frame 0 is
+  not visible. Since the background dominates small frames, the `_figure` scores repeat both
+  measures over the figure pixels of each target frame only (part label non-zero), where the
+  invisible pixels are the disoccluded body parts.
+
+  Args:
+    confidence: (T, R_h, R_w) or (T, R_h, R_w, 1) M for driving frames 0..T-1 (the model's
+      `confidence_full`); brought to the ground truth's S by `resample_field` (bilinear at S's
+      pixel centres, half-pixel rule; R = S uses it as it is), so every S pixel keeps its exact
+      visibility.
+    source_visible: (T, S_h, S_w) bool, the ground truth.
+    part_labels: (T, S_h, S_w) the ground truth's labels, for the `_figure` scores (optional).
+    threshold: M > threshold is "visible" for the IoU.
+  Returns:
+    dict(confidence_auc: `roc_auc` of M over all pixels of all frames pooled (NaN when every
+    pixel is visible, or none); confidence_iou: |{M > threshold} & V| / |{M > threshold} | V|
+    over the same pixels (NaN for an empty union); confidence_iou_all_visible: the IoU of the
+    constant M = 1, |V| / (number of pixels), the reference for confidence_iou; with part_labels
+    the same three with suffix _figure (confidence_iou_figure_all_visible), over figure pixels.)
+  """
+  confidence = np.asarray(confidence, np.float32)
+  if confidence.ndim == 4 and confidence.shape[-1] == 1:
+    confidence = confidence[..., 0]
+  visible = np.asarray(source_visible, bool)
+  if confidence.ndim != 3:
+    raise ValueError(f"confidence_scores: expected a confidence map (T, H, W) or (T, H, W, 1), "
+                     f"got {np.shape(confidence)}")
+  if len(confidence) != len(visible):
+    raise ValueError(f"confidence_scores: confidence of {len(confidence)} frames, ground truth "
+                     f"has {len(visible)}")
+  if confidence.shape[1:] != visible.shape[1:]:
+    confidence = resample_field(confidence, visible.shape[1:3])
+  result = _visibility_scores(confidence.ravel(), visible.ravel(), threshold, "")
+  if part_labels is not None:
+    figure = np.asarray(part_labels) != 0
+    result.update(_visibility_scores(confidence[figure], visible[figure], threshold, "_figure"))
+  return result
