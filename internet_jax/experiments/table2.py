@@ -57,13 +57,17 @@ METRICS = (
     ("anchor_boundary_distance", "anchor-boundary distance", False),
     ("confidence_auc", "confidence AUC", True),
     ("confidence_iou", "confidence IoU", True),
+    ("confidence_auc_figure", "confidence AUC figure", True),
 )
 CROSS_METRICS = (("l1", "cross L1", False), ("l1_figure", "cross L1 figure", False),
                  ("epe", "cross EPE", False))
 # The trivial baselines shown beside the table (copy-source, zero motion), from any run.
 BASELINES = (("l1_copy_source", "L1 copy-source"), ("l1_figure_copy_source", "L1 figure copy-source"),
              ("epe_zero_motion", "EPE zero motion"), ("epe_figure_zero_motion",
-                                                      "EPE figure zero motion"))
+                                                      "EPE figure zero motion"),
+             ("anchors_on_figure_chance", "anchors on figure by chance"),
+             ("anchor_boundary_distance_chance", "anchor-boundary distance by chance"),
+             ("confidence_iou_all_visible", "confidence IoU of M = 1"))
 COMPARISONS = (("c", "a"), ("c", "b"))
 CURVES = (("train/temporal", "temporal loss (train)"), ("eval/motion_epe", "motion EPE (eval)"))
 RESULT = "result.json"
