@@ -8,6 +8,7 @@ import pytest
 
 from configs import ablations, dancefashion, default, synthetic
 from configs.bdmm import common as bdmm_common
+from configs.bdmm import fashion as bdmm_fashion
 from configs.bdmm import synthetic as bdmm_synthetic
 from configs.d2g import person as d2g_person
 from configs.d2g import pretrain_synthetic as d2g_pretrain_synthetic
@@ -44,6 +45,22 @@ def test_table2_ablations_follow_the_paper():
       assert (config.model.generator.skip_mode, config.temporal.scheme) == (skip_mode, scheme)
       assert config.data.resolution == resolution
   assert ablations.get_config("ms_c").to_dict() == dancefashion.get_config().to_dict()
+
+
+def test_bdmm_fashion_has_the_codes_values_and_needs_its_warp_source(tmp_path):
+  # rocketappslab/BDMM: betas (0, 0.999), lr 1e-4 / 1e-5, batch 1, 5 chunks of 6, the reference
+  # from the first 20 frames, 256^2, BODY_25, 100k clips.
+  config = bdmm_fashion.get_config()
+  opt = config.optimizer
+  assert (opt.b1, opt.b2, opt.g_lr, opt.d_lr) == (0.0, 0.999, 1e-4, 1e-5)
+  assert (config.batch_size, config.bdmm.chunk_frames, config.bdmm.num_chunks,
+          config.bdmm.reference_frames) == (1, 6, 5, 20)
+  assert (config.data.resolution, config.bdmm.num_joints, config.num_train_steps) == (
+      256, 25, 100_000)
+  config.loss.update(dict(vgg_weights="", allow_random_vgg=True))
+  config.bdmm.warp_source = f"internet:{tmp_path}"
+  with pytest.raises(ValueError, match=r"^config.bdmm.warp_source: "):
+    train.validate_config(config)
 
 
 def test_paper_values_in_dancefashion():
@@ -100,6 +117,7 @@ def test_bad_values_are_named(field, value, message):
 # data.synthetic.person_seed: -2, as -1 means off).
 NUMERIC_CONFIGS = {**ALL_CONFIGS, "bdmm_common": bdmm_common.get_config,
                    "bdmm_synthetic": bdmm_synthetic.get_config,
+                   "bdmm_fashion": bdmm_fashion.get_config,
                    "bdmm_synthetic_tiny": lambda: bdmm_synthetic.get_config("tiny"),
                    "d2g_synthetic": d2g_synthetic.get_config,
                    "d2g_pretrain_synthetic": d2g_pretrain_synthetic.get_config,

@@ -89,7 +89,7 @@ def test_console_scripts_point_at_functions():
 def test_config_names_resolve_to_the_packaged_files(tmp_path, monkeypatch):
   folder = Path(configs.FOLDER)
   assert folder == INSTALLED / "configs"
-  assert configs.available() == ["ablations", "bdmm/synthetic", "d2g/person",
+  assert configs.available() == ["ablations", "bdmm/fashion", "bdmm/synthetic", "d2g/person",
                                  "d2g/pretrain_synthetic", "d2g/synthetic", "dancefashion",
                                  "synthetic"]
   assert configs.resolve("synthetic:tiny") == f"{folder / 'synthetic.py'}:tiny"
