@@ -58,7 +58,7 @@ Only the keys of the inputs given are written (joints and joints_valid with --op
 so on; no flow keys with --flows=false). Flows are float16: half the disk of float32, and a
 half's relative precision (2^-11: 0.008 px at a 16 px displacement, 0.03 px at 64 px) is far
 finer than DIS's own error; readers cast them to float32. Joint coordinates go through the
-resize the frames do: with (new_h, new_w, top, left) of `resized_geometry`, x -> (x + 0.5) *
+resize the frames do: with (new_h, new_w, top, left) of `video_io.fit_geometry`, x -> (x + 0.5) *
 new_w / W - 0.5 + left and likewise y (OpenCV's resize maps pixel centres so, which puts a
 joint on the same image point as before resizing).
 
@@ -112,15 +112,6 @@ MIN_FLOW_SIZE = 12  # DISOpticalFlow::calc refuses smaller images
 # --- Geometry ---------------------------------------------------------------------------------
 
 
-def resized_geometry(height: int, width: int, resolution: int) -> tuple[int, int, int, int]:
-  """(new_h, new_w, top, left) of video_io.resize_and_pad for an H x W frame: the size the frame
-  is resized to and where it is placed in the R x R square. One rule for frames and annotations,
-  so that both land on the same pixels (tests compare it with resize_and_pad itself)."""
-  scale = resolution / max(height, width)
-  new_h = max(1, int(round(height * scale)))
-  new_w = max(1, int(round(width * scale)))
-  return new_h, new_w, (resolution - new_h) // 2, (resolution - new_w) // 2
-
 
 def map_joints(joints: np.ndarray, valid: np.ndarray, frame_shape: Sequence[int],
                resolution: int) -> np.ndarray:
@@ -130,7 +121,7 @@ def map_joints(joints: np.ndarray, valid: np.ndarray, frame_shape: Sequence[int]
   alike), so a joint stays on the same image point; the padding offset is then added. Invalid
   joints become (0, 0), so that no coordinate of a joint OpenPose did not find looks real."""
   height, width = frame_shape[:2]
-  new_h, new_w, top, left = resized_geometry(height, width, resolution)
+  new_h, new_w, top, left = video_io.fit_geometry(height, width, resolution)
   scale = np.array([new_w / width, new_h / height], np.float64)
   offset = np.array([left, top], np.float64)
   mapped = (np.asarray(joints, np.float64) + 0.5) * scale - 0.5 + offset
@@ -141,7 +132,7 @@ def resize_nearest_and_pad(image: np.ndarray, resolution: int) -> np.ndarray:
   """A label image (H, W) or (H, W, C) uint8 brought to R x R like resize_and_pad, but with
   nearest-neighbour sampling (labels must not be blended) and 0 padding (background)."""
   (height, width), channels = image.shape[:2], image.shape[2:]
-  new_h, new_w, top, left = resized_geometry(height, width, resolution)
+  new_h, new_w, top, left = video_io.fit_geometry(height, width, resolution)
   if (new_h, new_w) != (height, width):
     # NEAREST_EXACT samples at pixel centres, as the frames' INTER_AREA/LINEAR do; plain
     # INTER_NEAREST is shifted by up to half a source pixel.

@@ -153,6 +153,15 @@ def to_rgb_uint8(frame: np.ndarray, path: str | os.PathLike = "<array>") -> np.n
   return np.round(unit * 255.0).astype(np.uint8)
 
 
+def fit_geometry(height: int, width: int, resolution: int) -> tuple[int, int, int, int]:
+  """(new_h, new_w, top, left) of `resize_and_pad` for an H x W frame: the size it is resized to
+  and where it is placed in the R x R square (annotations of the frame follow the same rule)."""
+  scale = resolution / max(height, width)
+  new_h = max(1, int(round(height * scale)))
+  new_w = max(1, int(round(width * scale)))
+  return new_h, new_w, (resolution - new_h) // 2, (resolution - new_w) // 2
+
+
 def resize_and_pad(frame: np.ndarray, resolution: int) -> np.ndarray:
   """Fits a uint8 RGB frame into a white `resolution` x `resolution` square.
 
@@ -165,17 +174,13 @@ def resize_and_pad(frame: np.ndarray, resolution: int) -> np.ndarray:
   if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
     raise ValueError(f"resize_and_pad expects uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
   height, width = frame.shape[:2]
-  scale = resolution / max(height, width)
-  new_h = max(1, int(round(height * scale)))
-  new_w = max(1, int(round(width * scale)))
+  new_h, new_w, top, left = fit_geometry(height, width, resolution)
   if (new_h, new_w) != (height, width):
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if new_h < height or new_w < width else cv2.INTER_LINEAR
     frame = cv2.resize(frame, (new_w, new_h), interpolation=interpolation)
   if new_h == new_w == resolution:
     return np.ascontiguousarray(frame)
   out = np.full((resolution, resolution, 3), 255, np.uint8)
-  top = (resolution - new_h) // 2
-  left = (resolution - new_w) // 2
   out[top:top + new_h, left:left + new_w] = frame
   return out
 

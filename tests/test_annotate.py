@@ -66,11 +66,11 @@ def _listing(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("height,width,resolution",
                          [(90, 60, 64), (30, 20, 64), (61, 97, 40), (32, 32, 32), (5, 200, 16)])
-def test_resized_geometry_is_where_resize_and_pad_puts_the_frame(height, width, resolution):
+def test_fit_geometry_is_where_resize_and_pad_puts_the_frame(height, width, resolution):
   black = np.zeros((height, width, 3), np.uint8)
   out = video_io.resize_and_pad(black, resolution)
   rows, cols = np.nonzero(out[..., 0] < 255)
-  new_h, new_w, top, left = annotate.resized_geometry(height, width, resolution)
+  new_h, new_w, top, left = video_io.fit_geometry(height, width, resolution)
   assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (
       top, top + new_h, left, left + new_w)
 
