@@ -19,8 +19,10 @@ be spread over several sittings; the aggregate is rewritten after every run:
   OUT/table2.md    mean ± std over seeds per row (best per column in bold), the paired
                    differences c - a and c - b (per generator) with 95 % bootstrap intervals
                    over seeds x test videos
-  OUT/table2.png   bars with error bars per metric, and the training curves of the temporal
-                   loss and the motion EPE (needs matplotlib: pip install "internet_jax[experiments]")
+  OUT/table2.png   per metric each row's mean with its std over seeds as an error bar (the
+                   axis spans the data, so that small differences show), and the training curves
+                   of the temporal loss and the motion EPE (needs matplotlib: pip install
+                   "internet_jax[experiments]")
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ BASELINES = (("l1_copy_source", "L1 copy-source"), ("l1_figure_copy_source", "L1
              ("anchor_boundary_distance_chance", "anchor-boundary distance by chance"),
              ("confidence_iou_all_visible", "confidence IoU of M = 1"))
 COMPARISONS = (("c", "a"), ("c", "b"))
-CURVES = (("train/temporal", "temporal loss (train)"), ("eval/motion_epe", "motion EPE (eval)"))
+CURVES = (("train/g/temporal", "temporal loss (train)"), ("eval/motion_epe", "motion EPE (eval)"))
 RESULT = "result.json"
 
 
@@ -261,7 +263,7 @@ def markdown(results: Sequence[dict], provenance: dict) -> str:
 
 
 def plot(results: Sequence[dict], path: Path) -> bool:
-  """Bars with error bars (std over seeds) per metric and the training curves; False when
+  """Means with error bars (std over seeds) per metric and the training curves; False when
   matplotlib is not installed."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
@@ -280,8 +282,8 @@ def plot(results: Sequence[dict], path: Path) -> bool:
   for axis, (key, label, up) in zip(axes.flat, keys):
     means = [table[r].get(key, [np.nan, 0, 0])[0] for r in rows]
     stds = [table[r].get(key, [np.nan, 0, 0])[1] for r in rows]
-    axis.bar(range(len(rows)), means, yerr=stds, capsize=3,
-             color=[colours(i) for i in range(len(rows))])
+    for index, (mean, std) in enumerate(zip(means, stds)):
+      axis.errorbar(index, mean, yerr=std, fmt="o", capsize=3, color=colours(index))
     axis.set_xticks(range(len(rows)), rows, rotation=45, fontsize=7)
     axis.set_title(f"{label} {'↑' if up else '↓'}", fontsize=9)
   for axis, (tag, label) in zip(axes.flat[len(keys):], CURVES):
