@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import socket
 import sys
@@ -238,3 +239,101 @@ def parse_ints(text: str, field: str) -> list[int]:
 def log(message: str) -> None:
   """Progress on stderr (stdout carries only the JSON)."""
   print(message, file=sys.stderr, flush=True)
+
+
+def random_batches(shapes: dict[str, jax.ShapeDtypeStruct], count: int,
+                   seed: int = 0) -> list[dict[str, np.ndarray]]:
+  """`count` host batches of the method's batch shapes (`Method.batch_shapes`), any method.
+
+  uint8 arrays (frames) are uniform noise; floating arrays (flows, confidences, coordinates) are
+  small, uniform in [0, 0.05), so flows move a fraction of a pixel and nothing leaves the frame;
+  other integers (labels) are 0 and booleans True, valid for any label set or mask. The step's
+  speed does not depend on the values, only their shapes.
+  """
+  rng = np.random.default_rng(seed)
+
+  def fill(shape: jax.ShapeDtypeStruct) -> np.ndarray:
+    dtype = np.dtype(shape.dtype)
+    if dtype == np.uint8:
+      return rng.integers(0, 256, shape.shape, dtype=np.uint8)
+    if np.issubdtype(dtype, np.floating):
+      return rng.uniform(0.0, 0.05, shape.shape).astype(dtype)
+    return np.full(shape.shape, dtype.type(1) if dtype == np.bool_ else 0, dtype)
+
+  return [jax.tree.map(fill, shapes) for _ in range(count)]
+
+
+def cycle(items):
+  """Endless iterator over a list (the synthetic 'pipeline')."""
+  while True:
+    yield from items
+
+
+def _subjaxprs(eqn):
+  """(jaxpr, repeat count) of every sub-program of one equation (pjit, remat, custom_vjp, scan,
+  cond branches ...); a scan body runs `length` times, everything else once."""
+  repeat = int(eqn.params.get("length", 1)) if eqn.primitive.name == "scan" else 1
+  for value in eqn.params.values():
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+      inner = getattr(item, "jaxpr", item)
+      if hasattr(inner, "eqns"):
+        yield inner, repeat
+
+
+_HLO_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*\w+\[([\d,]*)\]\S*\s+([\w\-]+)\((.*)$")
+
+
+def _dims(text: str) -> list[int]:
+  return [int(d) for d in text.split(",") if d]
+
+
+def conv_matmul_flops(hlo_text: str) -> float:
+  """FLOPs (2 per multiply-add) of the convolutions and dots of a compiled XLA program.
+
+  Counted on `compiled.as_text()`, the optimised HLO, i.e. what runs (after XLA dropped what no
+  output needs), and the same way as PyTorch's `torch.utils.flop_counter.FlopCounterMode`, which
+  also counts only convolutions and matrix products, forward and backward; so two frameworks'
+  steps compare like with like (XLA's `cost_analysis` adds elementwise work). A convolution costs
+  2 * (output elements) * (kernel elements per output feature), divided by its input dilation
+  (the input gradient of a strided convolution: the inserted zeros are no work); a dot
+  2 * (output elements) * (product of the contracted dimensions). The body of a loop counts once.
+  """
+  total = 0.0
+  shapes: dict[str, list[int]] = {}  # per computation: instruction name -> dims
+  for line in hlo_text.splitlines():
+    if line.rstrip().endswith("{") and "=" not in line.split("(")[0]:
+      shapes = {}  # a new computation: its instruction names are its own
+      continue
+    match = _HLO_INSTRUCTION.match(line)
+    if not match:
+      continue
+    name, dims, opcode, rest = match.groups()
+    shapes[name] = out = _dims(dims)
+    operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])
+    if opcode == "convolution":
+      kernel = shapes[operands[1]]
+      labels = re.search(r"dim_labels=\w+_(\w+)->", rest).group(1)
+      dilation = re.search(r"lhs_dilate=([\dx]+)", rest)
+      dilated = np.prod(_dims(dilation.group(1).replace("x", ","))) if dilation else 1
+      per_output = np.prod(kernel) / kernel[labels.index("o")]
+      total += 2.0 * np.prod(out) * per_output / dilated
+    elif opcode == "dot":
+      contracted = _dims(re.search(r"lhs_contracting_dims=\{([\d,]*)\}", rest).group(1))
+      lhs = shapes[operands[0]]
+      total += 2.0 * np.prod(out) * np.prod([lhs[d] for d in contracted])
+  return float(total)
+
+
+def count_primitives(jaxpr, names: tuple[str, ...]) -> int:
+  """Number of equations whose primitive is in `names`, in a jaxpr and all its sub-jaxprs."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)  # ClosedJaxpr -> Jaxpr
+  total = 0
+  for eqn in jaxpr.eqns:
+    total += eqn.primitive.name in names
+    total += sum(count_primitives(inner, names) for inner, _ in _subjaxprs(eqn))
+  return total
+
+
+def count_params(tree) -> int:
+  """Number of scalars in a pytree of arrays."""
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))

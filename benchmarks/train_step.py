@@ -62,52 +62,6 @@ _COMPILE_ONLY = flags.DEFINE_bool(
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the JSON (indented) to this path.")
 
 
-def random_batches(shapes: dict[str, jax.ShapeDtypeStruct], count: int,
-                   seed: int = 0) -> list[dict[str, np.ndarray]]:
-  """`count` host batches of the method's batch shapes (`Method.batch_shapes`), any method.
-
-  uint8 arrays (frames) are uniform noise; floating arrays (flows, confidences, coordinates) are
-  small, uniform in [0, 0.05), so flows move a fraction of a pixel and nothing leaves the frame;
-  other integers (labels) are 0 and booleans True, valid for any label set or mask. The step's
-  speed does not depend on the values, only their shapes.
-  """
-  rng = np.random.default_rng(seed)
-
-  def fill(shape: jax.ShapeDtypeStruct) -> np.ndarray:
-    dtype = np.dtype(shape.dtype)
-    if dtype == np.uint8:
-      return rng.integers(0, 256, shape.shape, dtype=np.uint8)
-    if np.issubdtype(dtype, np.floating):
-      return rng.uniform(0.0, 0.05, shape.shape).astype(dtype)
-    return np.full(shape.shape, dtype.type(1) if dtype == np.bool_ else 0, dtype)
-
-  return [jax.tree.map(fill, shapes) for _ in range(count)]
-
-
-def cycle(items):
-  """Endless iterator over a list (the synthetic 'pipeline')."""
-  while True:
-    yield from items
-
-
-def count_primitives(jaxpr, names: tuple[str, ...]) -> int:
-  """Number of equations whose primitive is in `names`, in a jaxpr and all its sub-jaxprs."""
-  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)  # ClosedJaxpr -> Jaxpr
-  total = 0
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name in names:
-      total += 1
-    for value in eqn.params.values():
-      for item in value if isinstance(value, (list, tuple)) else (value,):
-        if hasattr(item, "eqns") or hasattr(getattr(item, "jaxpr", None), "eqns"):
-          total += count_primitives(item, names)
-  return total
-
-
-def count_params(tree) -> int:
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
-
-
 def time_steps(compiled, state, vgg_params, next_batch, iterator, mesh, *, warmup: int,
                steps: int, pipelined_steps: int, global_batch: int):
   """Runs the compiled step: blocked per step, then in train.py's loop shape.
@@ -201,7 +155,7 @@ def main(argv):
   # --- Input: the grain pipeline of train.py, or a cycle of synthetic host batches. ---
   if _SYNTHETIC_DATA.value:
     shapes = training.method.batch_shapes(config, local_batch)
-    iterator = cycle(random_batches(shapes, count=4, seed=config.seed))
+    iterator = common.cycle(common.random_batches(shapes, count=4, seed=config.seed))
     input_source = "synthetic"
   else:
     from input_pipeline import datasets, pipeline  # noqa: PLC0415 (heavy: TF, grain, OpenCV)
@@ -231,7 +185,7 @@ def main(argv):
   compiled_at = time.perf_counter()
   compile_report = {"trace_s": traced_at - start, "lower_s": lowered_at - traced_at,
                     "compile_s": compiled_at - lowered_at, "total_s": compiled_at - start}
-  remat_count = count_primitives(traced.jaxpr, ("checkpoint", "remat", "remat2"))
+  remat_count = common.count_primitives(traced.jaxpr, ("checkpoint", "remat", "remat2"))
   if config.model.get("remat", False) and remat_count == 0:
     notes.append("config.model.remat is set but the step has no remat: the model does not pass "
                  "it to its blocks (see benchmarks/README.md)")
@@ -278,7 +232,8 @@ def main(argv):
                         else "float32") if "loss" in config else None,
           "temporal_scheme": config.get("temporal", {}).get("scheme"),
           "input": input_source,
-          **{f"{group}_params": count_params(params) for group, params in state.params.items()},
+          **{f"{group}_params": common.count_params(params)
+             for group, params in state.params.items()},
       },
       "compile": compile_report,
       "remat_regions_in_step": remat_count,

@@ -91,7 +91,7 @@ def test_config_names_resolve_to_the_packaged_files(tmp_path, monkeypatch):
   assert folder == INSTALLED / "configs"
   assert configs.available() == ["ablations", "bdmm/fashion", "bdmm/synthetic", "d2g/person",
                                  "d2g/pretrain_synthetic", "d2g/synthetic", "dancefashion",
-                                 "synthetic"]
+                                 "fomm_matched", "synthetic"]
   assert configs.resolve("synthetic:tiny") == f"{folder / 'synthetic.py'}:tiny"
   assert configs.resolve("bdmm/synthetic") == str(folder / "bdmm" / "synthetic.py")
   monkeypatch.chdir(tmp_path)  # no ./configs here: the README's path form finds the package
