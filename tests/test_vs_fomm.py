@@ -90,3 +90,38 @@ def test_matched_config_has_fomms_generator_size(generator):
     assert counts == {"g": 59_790_759, "d": 2_758_849 + 512 * 15}
   else:  # the multiscale skips widen the two up blocks' successors
     assert counts["g"] > 59_790_759 and counts["d"] == 2_758_849 + 512 * 15
+
+
+def test_op_names_and_groups_read_the_hlo_metadata():
+  from benchmarks import step_profile  # noqa: PLC0415
+  text = ('%fusion.3 = f32[2,8]{1,0} fusion(%p), kind=kLoop, metadata={op_name='
+          '"jit(train_step)/transpose(jvp(INTERnet))/INTERnet.generate/generator.decode/'
+          'bottleneck_0/Conv_0/conv_general_dilated" source_file="x.py"}\n'
+          '  ROOT %add.1 = f32[2]{0} add(%a, %b), metadata={op_name="jit(train_step)/add"}\n'
+          '%param_0 = f32[2]{0} parameter(0)\n')
+  names = step_profile.op_names(text)
+  assert names == {
+      "fusion.3": "jit(train_step)/transpose(jvp(INTERnet))/INTERnet.generate/generator.decode/"
+                  "bottleneck_0/Conv_0/conv_general_dilated",
+      "add.1": "jit(train_step)/add"}
+  assert step_profile.op_group(names["fusion.3"]) == (
+      "INTERnet/INTERnet.generate/generator.decode", "backward", "conv_general_dilated")
+  assert step_profile.op_group(names["add.1"]) == ("other", "forward", "add")
+
+
+def test_a_traced_step_is_summed_per_op(tmp_path):
+  from benchmarks import step_profile  # noqa: PLC0415
+  x, w = jnp.ones((1, 32, 32, 16)), jnp.ones((3, 3, 16, 16))
+  step = jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.tanh(_conv(x, w, 1))), argnums=1))
+  compiled = step.lower(x, w).compile()
+  jax.block_until_ready(compiled(x, w))
+  with jax.profiler.trace(str(tmp_path)):
+    for _ in range(2):
+      jax.block_until_ready(compiled(x, w))
+  summary = step_profile.summarise_trace(str(tmp_path), step_profile.op_names(compiled.as_text()),
+                                         steps=2)
+  assert summary["thread_s_per_step"] > 0
+  assert abs(sum(op["s"] for op in summary["ops"]) - summary["thread_s_per_step"]) < 1e-9
+  directions = {(g["pass"], g["primitive"]) for g in summary["groups"]}
+  # The weight gradient of the conv is the backward pass's convolution.
+  assert ("backward", "conv_general_dilated") in directions
