@@ -192,13 +192,39 @@ def train_step(state: TrainState, batch: dict, constants, *, method: method_lib.
   return new_state, metrics
 
 
+# XLA:CPU hands convolutions to YNNPACK by default, whose weight gradients at large spatial sizes
+# run 3-10x slower than XLA's own convolutions; with YNNPACK kept for dot fusions only, the
+# 256^2 FOMM-sized step (configs/fomm_matched.py) is 2.2x faster at batch 4 on a 2-core CPU
+# (benchmarks/README.md, "Where the time goes").
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+
+@functools.cache
+def _cpu_options_supported() -> bool:
+  """Whether this jaxlib knows CPU_COMPILER_OPTIONS (a trivial compile; an XLA without the
+  option refuses it with an error, and the step then compiles with XLA's defaults)."""
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(
+        jax.ShapeDtypeStruct((), jnp.float32)).compile()
+  except Exception:  # jaxlib raises its own runtime error type for an unknown option
+    return False
+  return True
+
+
+def compiler_options(mesh) -> dict | None:
+  """The XLA options of the train step on `mesh`'s platform: CPU_COMPILER_OPTIONS on CPU."""
+  on_cpu = mesh.devices.flat[0].platform == "cpu"
+  return dict(CPU_COMPILER_OPTIONS) if on_cpu and _cpu_options_supported() else None
+
+
 def make_train_step(config, method: method_lib.Method, networks, txs: dict, mesh,
                     steps_per_epoch: int = 1) -> Callable:
   """The jitted step: state replicated and donated, batch sharded along 'data'."""
   step_fn = functools.partial(train_step, method=method, networks=networks, txs=txs,
                               config=config, steps_per_epoch=steps_per_epoch)
   replicated = sharding.replicated(mesh)
-  return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(replicated, replicated))
+  return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(replicated, replicated),
+                 compiler_options=compiler_options(mesh))
 
 
 @dataclasses.dataclass(frozen=True)

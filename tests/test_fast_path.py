@@ -248,3 +248,57 @@ def test_config_remat_switch_reaches_the_model():
   assert plain_regions == 0
   _assert_same_gradients(traced_plain.lower().compile()(params),
                          traced_remat.lower().compile()(params))
+
+
+# --- XLA:CPU options of the step ------------------------------------------------------------------
+
+
+def ynn_convolutions(hlo_text: str) -> int:
+  """Convolutions inside YNNPACK fusions of a compiled module's text."""
+  bodies, name, lines = {}, None, []
+  for line in hlo_text.splitlines():
+    if line.rstrip().endswith("{") and line.startswith("%"):
+      name, lines = line.split()[0].lstrip("%"), []
+    elif line.startswith("}") and name:
+      bodies[name] = "\n".join(lines)
+      name = None
+    elif name:
+      lines.append(line)
+  called = [line.split("calls=%")[1].split(",")[0].split()[0]
+            for line in hlo_text.splitlines() if "__ynn_fusion" in line and "calls=%" in line]
+  return sum(bodies.get(c, "").count(" convolution(") for c in called)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+def test_cpu_step_keeps_convolutions_out_of_ynnpack_and_computes_the_same():
+  config = synthetic.get_config("tiny")
+  mesh = sharding.create_mesh()
+  training = train.create_training(config, mesh, 10)
+  assert train.compiler_options(mesh) == train.CPU_COMPILER_OPTIONS
+  batch = sharding.put_batch(random_batch(config), mesh)
+  step_fn = functools.partial(train.train_step, method=training.method,
+                              networks=training.networks, txs=training.txs, config=config)
+  compiled = {options: jax.jit(step_fn, compiler_options=train.compiler_options(mesh)
+                               if options else None).lower(
+                                   training.init(), batch, training.constants).compile()
+              for options in (True, False)}
+  assert ynn_convolutions(compiled[True].as_text()) == 0
+  assert compiled[True].as_text().count(" convolution(") > 0
+  # Without the options XLA:CPU fuses convolutions into YNNPACK: the options change something.
+  assert ynn_convolutions(compiled[False].as_text()) > 0
+  results = {options: program(training.init(), batch, training.constants)
+             for options, program in compiled.items()}
+  # Same maths, other convolution kernels, so only float32 rounding differs; the anchors'
+  # spatial softmax (temperature 0.1) amplifies it: measured 1.5e-5 on the equivariance loss,
+  # <= 6e-6 on the other losses and 4.6e-4 on G's gradient norm ...
+  metrics = {options: jax.device_get(result[1]) for options, result in results.items()}
+  assert any("grad_norm" in name for name in metrics[True])
+  for name, value in metrics[True].items():
+    rtol = 2e-3 if name.endswith("grad_norm") else 1e-4
+    np.testing.assert_allclose(value, metrics[False][name], rtol=rtol, atol=1e-6, err_msg=name)
+  # ... and so do the updated parameters (Adam's first update is about lr * sign(g), so a
+  # rounding flip of a near-zero gradient moves that weight by up to 2 lr).
+  for with_options, without in zip(jax.tree.leaves(results[True][0].params),
+                                   jax.tree.leaves(results[False][0].params)):
+    np.testing.assert_allclose(np.asarray(with_options), np.asarray(without), rtol=0,
+                               atol=2.5 * config.optimizer.g_lr)
