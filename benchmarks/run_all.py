@@ -16,6 +16,7 @@ median, and the spread over runs of the main time. Writes <output_dir>/results.m
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 import statistics
@@ -324,6 +325,42 @@ def markdown(results: dict[str, list[dict]], meta: dict) -> str:
   return "\n".join(out)
 
 
+def vs_fomm_markdown(results: list[dict[str, Any]]) -> str:
+  """results.md's section for a list of `vs_fomm.py` JSON outputs."""
+  out = ["## Against FOMM-PyTorch (`vs_fomm.py`)", "",
+         "Matched setting: `configs/fomm_matched.py` (benchmarks/README.md). ratio = FOMM's "
+         "median step / ours (> 1: ours faster), range over the interleaved rounds in brackets. "
+         "GFLOP/s: convolutions and matrix products, counted alike on both sides.", "",
+         "| generator | batch | ours s/step | FOMM s/step | ours samples/s | FOMM samples/s | "
+         "ratio | ours GFLOP/s | FOMM GFLOP/s | machine | date | commit | torch |",
+         "|" + "---|" * 13]
+  for result in results:
+    env, config = result["environment"], result["config"]
+    machine = f"{env['host']}, {env.get('cores_available', env['cpu_count'])} cores"
+    for row in result["results"]:
+      ours, fomm = row["ours"], row["fomm"]
+      rounds = row["speed_ratio_per_round"]
+      out.append(
+          f"| {config['skip_mode']} | {row['batch']} | {ours['step']['median_s']:.2f} | "
+          f"{fomm['step']['median_s']:.2f} | {ours['samples_per_s']:.3f} | "
+          f"{fomm['samples_per_s']:.3f} | {row['speed_ratio']:.2f} "
+          f"({min(rounds):.2f}–{max(rounds):.2f}) | {ours['conv_matmul_gflops_per_s']:.0f} | "
+          f"{fomm['conv_matmul_gflops_per_s']:.0f} | {machine} | {env['date'][:10]} | "
+          f"{env.get('commit') or '–'} | {fomm['torch']} |")
+  return "\n".join(out + [""])
+
+
+def side_by_side_section(output_dir: str) -> str:
+  """The FOMM side-by-side (`vs_fomm.py` JSON files under <output_dir>/vs_fomm/, run by hand:
+  they need PyTorch and a checkout of FOMM) as a results.md section; "" when there are none."""
+  paths = sorted(glob.glob(os.path.join(output_dir, "vs_fomm", "*.json")))
+  results = []
+  for path in paths:
+    with open(path) as f:
+      results.append(json.load(f))
+  return "\n" + vs_fomm_markdown(results) if results else ""
+
+
 def main(argv):
   del argv
   output_dir = os.path.abspath(_OUTPUT_DIR.value)
@@ -349,7 +386,7 @@ def main(argv):
   with open(os.path.join(output_dir, "results.json"), "w") as f:
     json.dump({"meta": meta, "results": results}, f, indent=2)
   with open(os.path.join(output_dir, "results.md"), "w") as f:
-    f.write(markdown(results, meta))
+    f.write(markdown(results, meta) + side_by_side_section(output_dir))
   print(json.dumps({"results_md": os.path.join(output_dir, "results.md"),
                     "results_json": os.path.join(output_dir, "results.json"),
                     "failed": sum("error" in r for group in results.values() for r in group)}))

@@ -26,6 +26,7 @@ process may use, so pin the process (`taskset -c 0-1 ...`) to compare on fewer c
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from typing import Any, Callable
@@ -223,6 +224,19 @@ def compare(config, fomm_dir: str, batch_size: int, *, rounds: int, steps: int,
   return report
 
 
+def git_commit() -> str | None:
+  """The repository's commit (short hash, "+changes" when the tree differs), or None."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                            capture_output=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                           text=True, capture_output=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return None
+  return commit + ("+changes" if dirty else "")
+
+
 def define_flags() -> None:
   """The command line (defined only when run as a script, so that importing this module next to
   other absl programs, as the tests do, defines no flag twice)."""
@@ -264,6 +278,7 @@ def main(argv):
   config = args.config
   env = common.environment()
   env["cores_available"] = len(os.sched_getaffinity(0))
+  env["commit"] = git_commit()
   results = [compare(config, os.path.abspath(args.fomm_dir), batch, rounds=args.rounds,
                      steps=args.steps, warmup=args.warmup) for batch in batches]
   common.emit({

@@ -1,6 +1,7 @@
 """benchmarks/run_all.py's plan and tables, on constructed benchmark results (the benchmarks
 themselves are measured, not tested)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -29,3 +30,26 @@ def test_d2g_rows_are_medians_over_runs_with_their_range():
   assert "## D2G-Net frame rendering" in text
   assert "| configs/d2g/person.py | cpu | float32 | 256² | 1 | 100² | 3600 (3500–3800) | 30 |" \
       in text
+
+
+def _vs_fomm_result(tmp_path, name, ours_s, fomm_s):
+  side = lambda s: {"step": {"median_s": s}, "samples_per_s": 1 / s,  # noqa: E731
+                    "conv_matmul_gflops_per_s": 389.0 / s, "torch": "2.13.0+cpu"}
+  result = {"environment": {"host": "vm", "cpu_count": 2, "cores_available": 2,
+                            "date": "2026-12-07T14:00:00", "commit": "abc1234"},
+            "config": {"skip_mode": "single"},
+            "results": [{"batch": 1, "ours": side(ours_s), "fomm": side(fomm_s),
+                         "speed_ratio": fomm_s / ours_s,
+                         "speed_ratio_per_round": [0.9, 1.2, 1.1]}]}
+  (tmp_path / "vs_fomm").mkdir(exist_ok=True)
+  (tmp_path / "vs_fomm" / f"{name}.json").write_text(json.dumps(result))
+
+
+def test_fomm_side_by_side_section_reads_the_saved_runs(tmp_path):
+  assert run_all.side_by_side_section(str(tmp_path)) == ""
+  _vs_fomm_result(tmp_path, "fomm", ours_s=4.0, fomm_s=4.4)
+  text = run_all.side_by_side_section(str(tmp_path))
+  assert "## Against FOMM-PyTorch" in text
+  # ratio = FOMM's step / ours, with the range over rounds; GFLOP/s = 389 / step seconds.
+  assert ("| single | 1 | 4.00 | 4.40 | 0.250 | 0.227 | 1.10 (0.90–1.20) | 97 | 88 | vm, 2 cores "
+          "| 2026-12-07 | abc1234 | 2.13.0+cpu |") in text
