@@ -270,17 +270,17 @@ def cycle(items):
 
 
 def _subjaxprs(eqn):
-  """(jaxpr, repeat count) of every sub-program of one equation (pjit, remat, custom_vjp, scan,
-  cond branches ...); a scan body runs `length` times, everything else once."""
-  repeat = int(eqn.params.get("length", 1)) if eqn.primitive.name == "scan" else 1
+  """Every sub-program of one equation (pjit, remat, custom_vjp, scan, cond branches ...)."""
   for value in eqn.params.values():
     for item in value if isinstance(value, (list, tuple)) else (value,):
       inner = getattr(item, "jaxpr", item)
       if hasattr(inner, "eqns"):
-        yield inner, repeat
+        yield inner
 
 
-_HLO_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*\w+\[([\d,]*)\]\S*\s+([\w\-]+)\((.*)$")
+# "%name = f32[1,64,64,256]{3,2,1,0} opcode(%a, %b), attributes..." (ROOT optional).
+_HLO_INSTRUCTION = re.compile(
+    r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*\w+\[([\d,]*)\]\S*\s+([\w\-]+)\((.*)$")
 
 
 def _dims(text: str) -> list[int]:
@@ -330,7 +330,7 @@ def count_primitives(jaxpr, names: tuple[str, ...]) -> int:
   total = 0
   for eqn in jaxpr.eqns:
     total += eqn.primitive.name in names
-    total += sum(count_primitives(inner, names) for inner, _ in _subjaxprs(eqn))
+    total += sum(count_primitives(inner, names) for inner in _subjaxprs(eqn))
   return total
 
 

@@ -56,7 +56,8 @@ def op_group(op_name: str) -> tuple[str, str, str]:
   """
   parts = [p for p in op_name.split("/") if p]
   module = re.search(r"jvp\((\w+)\)", op_name)
-  scopes = [p for p in parts[1:-1] if not re.match(r"(transpose|jvp|vmap|jit|remat|checkpoint)\(", p)]
+  transforms = r"(transpose|jvp|vmap|jit|remat|checkpoint)\("
+  scopes = [p for p in parts[1:-1] if not re.match(transforms, p)]
   part = "/".join(([module.group(1)] if module else []) + scopes[:2]) or "other"
   backward = "transpose(" in op_name
   primitive = re.sub(r"\[.*", "", parts[-1]) if parts else "?"

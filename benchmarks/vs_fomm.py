@@ -47,6 +47,7 @@ FOMM_FILES = ("modules/keypoint_detector.py", "modules/generator.py",
 INSTALL_TORCH = ("pip install torch pyyaml (CPU-only build: pip install torch "
                  "--index-url https://download.pytorch.org/whl/cpu)")
 
+
 def peer_problem(fomm_dir: str | None) -> str | None:
   """One line saying what is missing for the FOMM side, or None when it can run."""
   if not fomm_dir:

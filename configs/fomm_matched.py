@@ -11,7 +11,8 @@ gated by the occlusion (confidence) map at 64^2, 6 residual blocks, two up block
 conv and a sigmoid (`"fomm"`: skip_mode single, i.e. no skips, as FOMM): 59,790,759 parameters,
 FOMM's generator + keypoint detector to the one; a one-scale discriminator of 4 blocks 64, 128,
 256, 512 channels wide (FOMM's block_expansion 32 counts from the first block's input); Adam
-(0.5, 0.999), lr 2e-4; batch 1 (the benchmark sets the batch). The losses of the matched step are a reconstruction L1 and the LSGAN terms only
+(0.5, 0.999), lr 2e-4; batch 1 (the benchmark sets the batch). The losses of the matched step
+are a reconstruction L1 and the LSGAN terms only
 (FOMM's config trains with VGG-19 perceptual, feature matching and equivariance, which need
 ImageNet weights that cannot be downloaded everywhere; the benchmark compares the networks).
 
