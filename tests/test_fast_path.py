@@ -302,3 +302,14 @@ def test_cpu_step_keeps_convolutions_out_of_ynnpack_and_computes_the_same():
                                    jax.tree.leaves(results[False][0].params)):
     np.testing.assert_allclose(np.asarray(with_options), np.asarray(without), rtol=0,
                                atol=2.5 * config.optimizer.g_lr)
+
+
+def test_an_xla_without_the_cpu_option_compiles_the_step_with_its_defaults(monkeypatch):
+  # An XLA that does not know an option refuses it at compile time; the step must then fall back
+  # to XLA's defaults instead of failing to compile.
+  monkeypatch.setattr(train, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": "1"})
+  train._cpu_options_supported.cache_clear()
+  try:
+    assert train.compiler_options(sharding.create_mesh()) is None
+  finally:
+    train._cpu_options_supported.cache_clear()
