@@ -269,6 +269,25 @@ def cycle(items):
     yield from items
 
 
+def compiled_train_step(config, batches: int = 1, steps_per_epoch: int = 1000) -> dict[str, Any]:
+  """train.py's step for `config` (its `batch_size`), built, initialised and compiled ahead of
+  time, with `batches` random device batches of the method's shapes: dict(training, state,
+  batches, compiled, compile_s)."""
+  from internet_jax import sharding, train  # noqa: PLC0415 (heavy; not every benchmark trains)
+
+  train.validate_config(config)
+  mesh = sharding.create_mesh()
+  training = train.create_training(config, mesh, steps_per_epoch=steps_per_epoch)
+  state = training.init()
+  shapes = training.method.batch_shapes(config, sharding.check_batch_size(config.batch_size))
+  device_batches = [sharding.put_batch(host, mesh)
+                    for host in random_batches(shapes, count=batches, seed=config.seed)]
+  start = time.perf_counter()
+  compiled = training.step.lower(state, device_batches[0], training.constants).compile()
+  return {"training": training, "state": state, "batches": device_batches, "compiled": compiled,
+          "compile_s": time.perf_counter() - start}
+
+
 def _subjaxprs(eqn):
   """Every sub-program of one equation (pjit, remat, custom_vjp, scan, cond branches ...)."""
   for value in eqn.params.values():

@@ -32,7 +32,6 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from internet_jax import sharding, train  # noqa: E402
 
 _OP_NAME = re.compile(r'^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=.*?metadata=\{[^}]*op_name="([^"]*)"')
 
@@ -99,21 +98,17 @@ def main(argv):
   config = args.config
   if args.global_batch:
     config.batch_size = args.global_batch
-  train.validate_config(config)
-  mesh = sharding.create_mesh()
-  training = train.create_training(config, mesh, steps_per_epoch=1000)
-  state = training.init()
-  shapes = training.method.batch_shapes(config, sharding.check_batch_size(config.batch_size))
-  batch = sharding.put_batch(common.random_batches(shapes, count=1, seed=config.seed)[0], mesh)
-  compiled = training.step.lower(state, batch, training.constants).compile()
+  built = common.compiled_train_step(config)
+  compiled, constants = built["compiled"], built["training"].constants
+  state, batch = built["state"], built["batches"][0]
   for _ in range(2):  # warm up
-    state, metrics = compiled(state, batch, training.constants)
+    state, metrics = compiled(state, batch, constants)
   jax.block_until_ready((state, metrics))
   trace_dir = args.trace_dir or tempfile.mkdtemp(prefix="step_profile_")
   start = time.perf_counter()
   with jax.profiler.trace(trace_dir):
     for _ in range(args.steps):
-      state, metrics = compiled(state, batch, training.constants)
+      state, metrics = compiled(state, batch, constants)
       jax.block_until_ready((state, metrics))
   wall = (time.perf_counter() - start) / args.steps
   summary = summarise_trace(trace_dir, op_names(compiled.as_text()), args.steps)

@@ -39,7 +39,6 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from internet_jax import sharding, train  # noqa: E402
 
 REPOSITORY = "https://github.com/AliaksandrSiarohin/first-order-model"
 FOMM_FILES = ("modules/keypoint_detector.py", "modules/generator.py",
@@ -94,30 +93,20 @@ def interleave(steppers: dict[str, Callable[[], Any]], rounds: int,
 def build_ours(config, batch_size: int) -> dict[str, Any]:
   """train.py's step for `config` at `batch_size`: a stepper, conv/matmul FLOPs, parameters."""
   config.batch_size = batch_size
-  train.validate_config(config)
-  mesh = sharding.create_mesh()
-  training = train.create_training(config, mesh, steps_per_epoch=1000)
-  state = training.init()
-  shapes = training.method.batch_shapes(config, sharding.check_batch_size(batch_size))
-  batches = [sharding.put_batch(host, mesh)
-             for host in common.random_batches(shapes, count=2, seed=config.seed)]
-  start = time.perf_counter()
-  traced = training.step.trace(state, batches[0], training.constants)
-  compiled = traced.lower().compile()
-  compile_s = time.perf_counter() - start
-  holder = {"state": state, "i": 0}
+  built = common.compiled_train_step(config, batches=2)
+  compiled, constants, batches = built["compiled"], built["training"].constants, built["batches"]
+  holder = {"state": built["state"], "i": 0}
 
   def step():
-    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % 2],
-                                        training.constants)
+    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % 2], constants)
     holder["i"] += 1
     jax.block_until_ready((holder["state"], metrics))
 
-  return {"step": step, "compile_s": compile_s,
+  return {"step": step, "compile_s": built["compile_s"],
           "conv_matmul_flops": common.conv_matmul_flops(compiled.as_text()),
           "xla_flops": common.cost_flops(compiled),
           "params": {group: common.count_params(params)
-                     for group, params in state.params.items()}}
+                     for group, params in built["state"].params.items()}}
 
 
 def build_fomm(fomm_dir: str, batch_size: int, resolution: int, seed: int) -> dict[str, Any]:

@@ -112,7 +112,6 @@ MIN_FLOW_SIZE = 12  # DISOpticalFlow::calc refuses smaller images
 # --- Geometry ---------------------------------------------------------------------------------
 
 
-
 def map_joints(joints: np.ndarray, valid: np.ndarray, frame_shape: Sequence[int],
                resolution: int) -> np.ndarray:
   """Joints (J, 2) in a native H x W frame's pixels -> the resized R x R frame's pixels.
