@@ -2,7 +2,7 @@ r"""Annotates a real video for training: its frames at the dataset's resolution 
 annotation .npz (input_pipeline/annotations.py) made from pose tools' outputs and optical flow.
 
   python -m input_pipeline.annotate --video=PATH --output_dir=DIR --resolution=R \
-      [--openpose_dir=D] [--densepose_dir=D] [--mask_dir=D] [--flows=true] \
+      [--openpose_dir=D] [--densepose_dir=D] [--mask_dir=D] [--warp_dir=D] [--flows=true] \
       [--flow_preset=medium] [--pose_threshold=0.05] [--overwrite]
 
 PATH is a video file (.mp4, .mov, ...) or a folder of frame images (input_pipeline/video_io.py).
@@ -34,6 +34,16 @@ Inputs (all frame-indexed inputs must come from the video's own frames, at their
   the part index I (0 background, 1..24 the parts), 1 is U * 255, 2 is V * 255.
 * --mask_dir: person masks, one PNG per frame in natural sort order, person where the grey value
   is >= 128.
+* --warp_dir: per-frame warps into one reference image, one file per frame in natural sort
+  order: a Middlebury `.flo` file (float32 tag 202021.25, int32 width, int32 height, then the
+  (u, v) pairs row by row) or a `.npy` array (H, W, 2) of floats. Either holds a displacement at
+  the native frame size: pixel p of frame t shows the surface point that the reference shows at
+  p + (u, v). Unknown displacements (no correspondence: background, occlusion) are non-finite or
+  larger than 1e9 in magnitude (Middlebury's UNKNOWN_FLOW_THRESH). For training and `evaluate`
+  the reference is the video's first frame (what `source_coords` means in the synthetic ground
+  truth); for `animate` make the driving video's warps against the photo that is animated. Any
+  tool that maps frames onto a body model (SMPL renderers, as BDMM's official code uses) or a
+  long-range flow can write them.
 * --flows (default on): OpenCV DIS optical flow (input_pipeline/flow.py, --flow_preset) between
   consecutive frames after resizing.
 
@@ -46,6 +56,9 @@ column j) centred at x = j, y = i, as in the synthetic ground truth):
   part_labels     (T, R, R) uint8      DensePose part 1..24, 0 on background and padding
   uv              (T, R, R, 2) float32 (U, V) / 255 in [0, 1] of the labelled part, 0 on background
   mask            (T, R, R) bool       the person mask (False on padding)
+  source_coords   (T, R, R, 2) float32 where pixel p of frame t lies in the warps' reference, in
+                                       the reference's resized pixels; p itself where unknown
+  source_visible  (T, R, R) bool       the displacement is known (False on padding)
   flow_forward    (T-1, R, R, 2) float16  entry t on frame t's grid: pixel p of frame t moves to
                                        p + flow in frame t+1 (flow.compute_flow(frame t, t+1))
   flow_backward   (T-1, R, R, 2) float16  entry t on frame t+1's grid: pixel p of frame t+1 moves
@@ -104,6 +117,8 @@ NUM_JOINTS = 25  # OpenPose BODY_25
 NUM_PARTS = 24  # DensePose's body parts
 OPENPOSE_THRESHOLD = 0.05  # OpenPose's --render_threshold default
 _KEYPOINTS_SUFFIX = "_keypoints.json"
+FLO_TAG = 202021.25  # the Middlebury .flo magic number, "PIEH" as bytes
+UNKNOWN_FLOW = 1e9  # Middlebury's UNKNOWN_FLOW_THRESH: larger displacements are unknown
 _KEYPOINTS_NAME = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
 FRAME_DIGITS = 6
 MIN_FLOW_SIZE = 12  # DISOpticalFlow::calc refuses smaller images
@@ -112,18 +127,25 @@ MIN_FLOW_SIZE = 12  # DISOpticalFlow::calc refuses smaller images
 # --- Geometry ---------------------------------------------------------------------------------
 
 
-def map_joints(joints: np.ndarray, valid: np.ndarray, frame_shape: Sequence[int],
-               resolution: int) -> np.ndarray:
-  """Joints (J, 2) in a native H x W frame's pixels -> the resized R x R frame's pixels.
+def to_resized_pixels(points: np.ndarray, frame_shape: Sequence[int],
+                      resolution: int) -> np.ndarray:
+  """Points (..., 2) (x, y) in a native H x W frame's pixels -> the resized R x R frame's pixels.
 
   OpenCV's resize maps the pixel centre x of the source to (x + 0.5) * new_w / W - 0.5 (and y
-  alike), so a joint stays on the same image point; the padding offset is then added. Invalid
-  joints become (0, 0), so that no coordinate of a joint OpenPose did not find looks real."""
+  alike), so a point stays on the same image point; the padding offset is then added."""
   height, width = frame_shape[:2]
   new_h, new_w, top, left = video_io.fit_geometry(height, width, resolution)
   scale = np.array([new_w / width, new_h / height], np.float64)
   offset = np.array([left, top], np.float64)
-  mapped = (np.asarray(joints, np.float64) + 0.5) * scale - 0.5 + offset
+  return (np.asarray(points, np.float64) + 0.5) * scale - 0.5 + offset
+
+
+def map_joints(joints: np.ndarray, valid: np.ndarray, frame_shape: Sequence[int],
+               resolution: int) -> np.ndarray:
+  """Joints (J, 2) in a native H x W frame's pixels -> the resized R x R frame's pixels
+  (`to_resized_pixels`). Invalid joints become (0, 0), so that no coordinate of a joint OpenPose
+  did not find looks real."""
+  mapped = to_resized_pixels(joints, frame_shape, resolution)
   return np.where(np.asarray(valid, bool)[:, None], mapped, 0.0).astype(np.float32)
 
 
@@ -266,16 +288,18 @@ def _directory(directory: str | os.PathLike, flag: str) -> Path:
   return directory
 
 
-def png_files(directory: str | os.PathLike, flag: str, suffix: str = ".png") -> list[Path]:
-  """The PNG files of a per-frame folder in natural sort order (hidden files left out); only
-  those whose names end in `suffix` (case-insensitive) if any does. A DataError if none."""
+def frame_files(directory: str | os.PathLike, flag: str, suffix: str = ".png",
+                extensions: Sequence[str] = (".png",)) -> list[Path]:
+  """The per-frame files of a folder (extensions, case-insensitive) in natural sort order,
+  hidden files left out; only those whose names end in `suffix` if any does. A DataError if
+  none."""
   directory = _directory(directory, flag)
   files = [path for path in directory.iterdir() if path.is_file()
-           and path.suffix.lower() == ".png" and not path.name.startswith(".")]
+           and path.suffix.lower() in extensions and not path.name.startswith(".")]
   chosen = [path for path in files if path.name.lower().endswith(suffix.lower())]
   files = sorted(chosen or files, key=lambda path: _natural_key(path.name))
   if not files:
-    raise DataError(f"{flag}={directory}: no .png files")
+    raise DataError(f"{flag}={directory}: no {' or '.join(extensions)} files")
   return files
 
 
@@ -330,6 +354,63 @@ def read_mask(path: str | os.PathLike, frame_shape: Sequence[int], resolution: i
   return resize_nearest_and_pad((grey >= 128).astype(np.uint8), resolution) > 0
 
 
+def read_flo(path: str | os.PathLike) -> np.ndarray:
+  """A Middlebury .flo file -> (H, W, 2) float32 (u, v); a DataError naming the file for a wrong
+  tag, size or length."""
+  path = Path(path)
+  data = path.read_bytes()
+  if len(data) < 12 or np.frombuffer(data[:4], "<f4")[0] != FLO_TAG:
+    raise DataError(f"{path}: not a Middlebury .flo file (no {FLO_TAG} tag)")
+  width, height = (int(v) for v in np.frombuffer(data[4:12], "<i4"))
+  if width < 1 or height < 1:
+    raise DataError(f"{path}: .flo size {width}x{height}")
+  expected = 12 + 8 * width * height
+  if len(data) != expected:
+    raise DataError(f"{path}: {len(data)} bytes, a {width}x{height} .flo file has {expected}")
+  return np.frombuffer(data[12:], "<f4").reshape(height, width, 2).astype(np.float32)
+
+
+def read_warp(path: str | os.PathLike, frame_shape: Sequence[int], resolution: int,
+              frame: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """A per-frame warp file (.flo or .npy displacement into the reference, native size) ->
+  (source_coords (R, R, 2) float32, source_visible (R, R) bool) on the resized frame.
+
+  Each resized pixel q takes the displacement d of the native pixel nearest to its native
+  position p (nearest, so that no displacement is blended across a body's edge or with an
+  unknown one) and lands at `to_resized_pixels(p + d)`. Unknown displacements and the padding
+  give source_visible False and source_coords q itself. A DataError naming the file for another
+  size than the frame's, a shape other than (H, W, 2) or a file that is neither format."""
+  path = Path(path)
+  if path.suffix.lower() == ".flo":
+    displacement = read_flo(path)
+  else:
+    try:
+      displacement = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+      raise DataError(f"{path}: not a .npy array ({video_io.one_line(error)})") from None
+    if (not isinstance(displacement, np.ndarray) or displacement.ndim != 3
+        or displacement.shape[2] != 2 or displacement.dtype.kind not in "fiu"):
+      shape = getattr(displacement, "shape", None)
+      raise DataError(f"{path}: a warp is an (H, W, 2) array of numbers, got shape {shape}")
+  _check_size(path, displacement, frame_shape, "the warp", frame)
+  height, width = frame_shape[:2]
+  new_h, new_w, top, left = video_io.fit_geometry(height, width, resolution)
+  ys, xs = np.mgrid[0:resolution, 0:resolution].astype(np.float64)
+  # The native position of every resized pixel centre (the inverse of to_resized_pixels).
+  native_x = (xs - left + 0.5) * width / new_w - 0.5
+  native_y = (ys - top + 0.5) * height / new_h - 0.5
+  inside = (xs >= left) & (xs < left + new_w) & (ys >= top) & (ys < top + new_h)
+  column = np.clip(np.floor(native_x + 0.5), 0, width - 1).astype(np.int64)
+  row = np.clip(np.floor(native_y + 0.5), 0, height - 1).astype(np.int64)
+  sampled = displacement[row, column].astype(np.float64)
+  with np.errstate(invalid="ignore"):
+    known = np.isfinite(sampled).all(-1) & (np.abs(sampled) <= UNKNOWN_FLOW).all(-1) & inside
+  target = np.stack([native_x, native_y], -1) + np.where(known[..., None], sampled, 0.0)
+  coords = np.where(known[..., None], to_resized_pixels(target, frame_shape, resolution),
+                    np.stack([xs, ys], -1))
+  return coords.astype(np.float32), known
+
+
 # --- Flow -----------------------------------------------------------------------------------------
 
 
@@ -351,8 +432,8 @@ def consecutive_flows(frame_a: np.ndarray, frame_b: np.ndarray,
 # --- Output ---------------------------------------------------------------------------------------
 
 
-def key_specs(resolution: int, openpose: bool, densepose: bool, mask: bool,
-              flows: bool) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def key_specs(resolution: int, openpose: bool, densepose: bool, mask: bool, flows: bool,
+              warps: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
   """{key: (shape of one entry, dtype)} of what the inputs given produce, in writing order."""
   r = resolution
   specs = {}
@@ -362,6 +443,8 @@ def key_specs(resolution: int, openpose: bool, densepose: bool, mask: bool,
     specs.update(part_labels=((r, r), np.uint8), uv=((r, r, 2), np.float32))
   if mask:
     specs.update(mask=((r, r), np.bool_))
+  if warps:
+    specs.update(source_coords=((r, r, 2), np.float32), source_visible=((r, r), np.bool_))
   if flows:
     specs.update(flow_forward=((r, r, 2), np.float16), flow_backward=((r, r, 2), np.float16),
                  valid_forward=((r, r), np.bool_), valid_backward=((r, r), np.bool_))
@@ -458,24 +541,29 @@ class FrameInputs:
   openpose_dir: str | os.PathLike | None = None
   densepose_dir: str | os.PathLike | None = None
   mask_dir: str | os.PathLike | None = None
+  warp_dir: str | os.PathLike | None = None
   keypoint_files: dict[int, Path] | None = None
   joints: np.ndarray | None = None  # (N, 25, 2) in the native frames' pixels
   joints_valid: np.ndarray | None = None
   iuv_files: list[Path] = dataclasses.field(default_factory=list)
   mask_files: list[Path] = dataclasses.field(default_factory=list)
+  warp_files: list[Path] = dataclasses.field(default_factory=list)
 
   @classmethod
-  def read(cls, openpose_dir=None, densepose_dir=None, mask_dir=None,
+  def read(cls, openpose_dir=None, densepose_dir=None, mask_dir=None, warp_dir=None,
            pose_threshold: float = OPENPOSE_THRESHOLD) -> "FrameInputs":
-    """Reads the OpenPose files (small) and lists the IUV and mask files (read per frame)."""
-    inputs = cls(openpose_dir, densepose_dir, mask_dir)
+    """Reads the OpenPose files (small) and lists the IUV, mask and warp files (read per
+    frame)."""
+    inputs = cls(openpose_dir, densepose_dir, mask_dir, warp_dir)
     if openpose_dir:
       inputs.keypoint_files = openpose_files(openpose_dir)
       inputs.joints, inputs.joints_valid = read_openpose(openpose_dir, pose_threshold)
     if densepose_dir:
-      inputs.iuv_files = png_files(densepose_dir, "--densepose_dir", "_IUV.png")
+      inputs.iuv_files = frame_files(densepose_dir, "--densepose_dir", "_IUV.png")
     if mask_dir:
-      inputs.mask_files = png_files(mask_dir, "--mask_dir")
+      inputs.mask_files = frame_files(mask_dir, "--mask_dir")
+    if warp_dir:
+      inputs.warp_files = frame_files(warp_dir, "--warp_dir", extensions=(".flo", ".npy"))
     return inputs
 
   def frame(self, t: int, frame_shape: Sequence[int], resolution: int) -> dict[str, np.ndarray]:
@@ -492,6 +580,10 @@ class FrameInputs:
     if self.mask_dir:
       path = _per_frame_file(self.mask_files, self.mask_dir, "--mask_dir", t)
       out["mask"] = read_mask(path, frame_shape, resolution, frame=t)
+    if self.warp_dir:
+      path = _per_frame_file(self.warp_files, self.warp_dir, "--warp_dir", t)
+      out["source_coords"], out["source_visible"] = read_warp(path, frame_shape, resolution,
+                                                              frame=t)
     return out
 
   def check_count(self, num_frames: int) -> None:
@@ -500,7 +592,8 @@ class FrameInputs:
       _check_no_frames_beyond(self.keypoint_files, num_frames)
     for flag, directory, files, what in (
         ("--densepose_dir", self.densepose_dir, self.iuv_files, "IUV images"),
-        ("--mask_dir", self.mask_dir, self.mask_files, "masks")):
+        ("--mask_dir", self.mask_dir, self.mask_files, "masks"),
+        ("--warp_dir", self.warp_dir, self.warp_files, "warps")):
       if directory and len(files) != num_frames:
         raise DataError(f"{flag}={directory}: {len(files)} {what}, the video has {num_frames} "
                         "frames")
@@ -514,7 +607,7 @@ def _per_frame_file(files: Sequence[Path], directory, flag: str, frame: int) -> 
 
 
 def check_arguments(resolution, openpose_dir, densepose_dir, mask_dir, flows: bool,
-                    flow_preset: str, pose_threshold: float) -> None:
+                    flow_preset: str, pose_threshold: float, warp_dir=None) -> None:
   """A ValueError naming the flag of the first bad argument."""
   if resolution is None or resolution < 1:
     raise ValueError(f"--resolution: must be at least 1, got {resolution}")
@@ -525,9 +618,9 @@ def check_arguments(resolution, openpose_dir, densepose_dir, mask_dir, flows: bo
     raise ValueError(f"--flow_preset: {flow_preset!r} is none of {', '.join(flow.PRESETS)}")
   if not 0.0 <= pose_threshold < 1.0:
     raise ValueError(f"--pose_threshold: must be in [0, 1), got {pose_threshold}")
-  if not (openpose_dir or densepose_dir or mask_dir or flows):
-    raise ValueError("nothing to annotate: give --openpose_dir, --densepose_dir or --mask_dir, "
-                     "or keep --flows")
+  if not (openpose_dir or densepose_dir or mask_dir or warp_dir or flows):
+    raise ValueError("nothing to annotate: give --openpose_dir, --densepose_dir, --mask_dir or "
+                     "--warp_dir, or keep --flows")
 
 
 @contextlib.contextmanager
@@ -564,7 +657,8 @@ def _annotate_frames(video: Path, resolution: int, inputs: FrameInputs, flows: b
 def annotate_video(video: str | os.PathLike, output_dir: str | os.PathLike, resolution: int, *,
                    openpose_dir: str | os.PathLike | None = None,
                    densepose_dir: str | os.PathLike | None = None,
-                   mask_dir: str | os.PathLike | None = None, flows: bool = True,
+                   mask_dir: str | os.PathLike | None = None,
+                   warp_dir: str | os.PathLike | None = None, flows: bool = True,
                    flow_preset: str = "medium", pose_threshold: float = OPENPOSE_THRESHOLD,
                    overwrite: bool = False, progress: bool = True) -> tuple[Path, Path]:
   """Writes DIR/<name>/ (frames) and DIR/<name>.npz (see the module docstring); returns both.
@@ -572,7 +666,7 @@ def annotate_video(video: str | os.PathLike, output_dir: str | os.PathLike, reso
   The arguments, the outputs and the OpenPose files are checked before anything is written; the
   per-frame checks fail during the pass over the frames, which writes only temporaries."""
   check_arguments(resolution, openpose_dir, densepose_dir, mask_dir, flows, flow_preset,
-                  pose_threshold)
+                  pose_threshold, warp_dir)
   video = Path(video)
   if not video.exists():
     raise DataError(f"--video={video}: no such file or directory")
@@ -581,10 +675,11 @@ def annotate_video(video: str | os.PathLike, output_dir: str | os.PathLike, reso
   npz_path = Path(output_dir) / f"{name}{annotations.SUFFIX}"
   check_inputs_kept(video, frames_dir, npz_path, {
       "video": video, "--openpose_dir": openpose_dir, "--densepose_dir": densepose_dir,
-      "--mask_dir": mask_dir})
+      "--mask_dir": mask_dir, "--warp_dir": warp_dir})
   check_outputs(frames_dir, npz_path, overwrite)
-  inputs = FrameInputs.read(openpose_dir, densepose_dir, mask_dir, pose_threshold)
-  specs = key_specs(resolution, bool(openpose_dir), bool(densepose_dir), bool(mask_dir), flows)
+  inputs = FrameInputs.read(openpose_dir, densepose_dir, mask_dir, warp_dir, pose_threshold)
+  specs = key_specs(resolution, bool(openpose_dir), bool(densepose_dir), bool(mask_dir), flows,
+                    bool(warp_dir))
 
   Path(output_dir).mkdir(parents=True, exist_ok=True)
   with temporaries.partial_output(frames_dir) as frames_temporary, \
@@ -613,6 +708,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("openpose_dir", None, "OpenPose --write_json output (BODY_25) of the video.")
   flags.DEFINE_string("densepose_dir", None, "DensePose IUV PNGs, one per frame.")
   flags.DEFINE_string("mask_dir", None, "Person-mask PNGs, one per frame (person: grey >= 128).")
+  flags.DEFINE_string("warp_dir", None, "Per-frame warps into the first frame (.flo or .npy "
+                      "displacements, native size), one per frame.")
   flags.DEFINE_bool("flows", True, "Write DIS flows between consecutive frames, both directions.")
   flags.DEFINE_string("flow_preset", "medium", f"The DIS preset: {' | '.join(flow.PRESETS)}.")
   flags.DEFINE_float("pose_threshold", OPENPOSE_THRESHOLD,
@@ -635,7 +732,7 @@ def main(argv):
         raise ValueError(f"--{flag}: required")
     frames_dir, npz_path = annotate_video(
         f.video, f.output_dir, f.resolution, openpose_dir=f.openpose_dir,
-        densepose_dir=f.densepose_dir, mask_dir=f.mask_dir, flows=f.flows,
+        densepose_dir=f.densepose_dir, mask_dir=f.mask_dir, warp_dir=f.warp_dir, flows=f.flows,
         flow_preset=f.flow_preset, pose_threshold=f.pose_threshold, overwrite=f.overwrite)
   print(f"wrote {frames_dir} and {npz_path}", file=sys.stderr)
 

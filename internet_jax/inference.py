@@ -63,12 +63,14 @@ def annotation_options(renderer: "Renderer", source: Mapping[str, np.ndarray] | 
                     f"{missing} have none: put them in the .npz beside the video "
                     "(input_pipeline/annotations.py)")
 
-  def pick(frame, label):
-    found = annotations_lib.require(frame, keys, f"{where} {label}")
+  def pick(frame, label, required=keys):
+    found = annotations_lib.require(frame, required, f"{where} {label}")
     found.update({key: frame[key] for key in renderer.optional_annotation_keys if key in frame})
     return found
 
-  return {"annotations": {"source": pick(source, "source frame"),
+  source_keys = renderer.source_annotation_keys
+  return {"annotations": {"source": pick(source, "source frame",
+                                         keys if source_keys is None else tuple(source_keys)),
                           "driving": [pick(frame, f"driving frame {t}")
                                       for t, frame in enumerate(driving)]}}
 
@@ -110,6 +112,8 @@ class Renderer(abc.ABC):
   # `annotations=` (`annotation_options`) to the render functions, and `start` takes it.
   annotation_keys: tuple[str, ...] = ()
   optional_annotation_keys: tuple[str, ...] = ()
+  # Those read of the source frame, where fewer than annotation_keys (None: the same).
+  source_annotation_keys: tuple[str, ...] | None = None
 
   def __init__(self, resolution: int, batch_size: int = 8):
     if batch_size < 1:

@@ -39,19 +39,21 @@ class MotionSource:
     return self.method.motion_field(self.networks, params, source, driving)
 
 
-def parse(spec: str, field: str) -> tuple[str, str]:
-  """"<method>:<path>" -> (method, path); a one-line ValueError naming `field` otherwise."""
+def parse(spec: str, field: str, others: tuple[str, ...] = (ANNOTATION,)) -> tuple[str, str]:
+  """"<method>:<path>" -> (method, path); a one-line ValueError naming `field` and the field's
+  other values (`others`) otherwise."""
   name, separator, path = str(spec).partition(":")
   if not separator or not name or not path:
-    raise ValueError(f"config.{field}: expected {ANNOTATION!r} or '<method>:<workdir>' (e.g. "
+    listed = ", ".join(map(repr, others))
+    raise ValueError(f"config.{field}: expected {listed} or '<method>:<workdir>' (e.g. "
                      f"'internet:workdirs/synthetic'), got {spec!r}")
   return name, path
 
 
 @functools.lru_cache(maxsize=None)
-def _load(spec: str, field: str) -> MotionSource:
+def _load(spec: str, field: str, others: tuple[str, ...]) -> MotionSource:
   from internet_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  name, path = parse(spec, field)
+  name, path = parse(spec, field, others)
   try:
     method, networks, params, config, _ = checkpointing.load_inference(path)
   except (ValueError, OSError) as error:
@@ -66,10 +68,11 @@ def _load(spec: str, field: str) -> MotionSource:
                       params=jax.device_get(params), resolution=int(config.data.resolution))
 
 
-def load(spec: str, resolution: int, field: str) -> MotionSource:
+def load(spec: str, resolution: int, field: str,
+         others: tuple[str, ...] = (ANNOTATION,)) -> MotionSource:
   """The motion source of `spec` (cached), checked to work at `resolution`; one-line
-  ValueErrors naming config.`field`."""
-  source = _load(str(spec), field)
+  ValueErrors naming config.`field` (and its values other than a checkpoint, `others`)."""
+  source = _load(str(spec), field, tuple(others))
   if source.resolution != int(resolution):
     raise ValueError(f"config.{field}: {spec} was trained at {source.resolution}^2, this "
                      f"model runs at {int(resolution)}^2 (data.resolution)")

@@ -258,10 +258,115 @@ def test_mask_is_grey_at_least_128_padded_with_false(tmp_path):
 def test_per_frame_pngs_sort_naturally_and_prefer_iuv_names(tmp_path):
   for name in ("f10_IUV.png", "f2_IUV.png", "f2_INDS.png", "f10_INDS.png", ".hidden_IUV.png"):
     (tmp_path / name).write_bytes(b"")
-  assert [p.name for p in annotate.png_files(tmp_path, "--densepose_dir", "_IUV.png")] == [
+  assert [p.name for p in annotate.frame_files(tmp_path, "--densepose_dir", "_IUV.png")] == [
       "f2_IUV.png", "f10_IUV.png"]
-  assert [p.name for p in annotate.png_files(tmp_path, "--mask_dir")] == [
+  assert [p.name for p in annotate.frame_files(tmp_path, "--mask_dir")] == [
       "f2_INDS.png", "f2_IUV.png", "f10_INDS.png", "f10_IUV.png"]
+
+
+# --- Warps into a reference frame -----------------------------------------------------------------
+
+
+def _write_flo(path: Path, displacement: np.ndarray) -> Path:
+  """Middlebury's layout, written byte by byte: the float tag 202021.25 ("PIEH"), int32 width
+  and height, then (u, v) row by row, all little-endian."""
+  height, width = displacement.shape[:2]
+  path.write_bytes(b"PIEH" + np.array([width, height], "<i4").tobytes()
+                   + np.asarray(displacement, "<f4").tobytes())
+  return path
+
+
+def test_flo_tag_is_the_bytes_pieh():
+  assert np.frombuffer(b"PIEH", "<f4")[0] == annotate.FLO_TAG
+
+
+def test_warp_at_the_native_size_adds_the_displacement_and_marks_unknowns(tmp_path):
+  rng = np.random.default_rng(0)
+  displacement = rng.uniform(-5, 5, (6, 7, 2)).astype(np.float32)
+  displacement[1, 2] = np.nan
+  displacement[4, 5] = [2e9, 0.0]  # beyond UNKNOWN_FLOW_THRESH
+  ys, xs = np.mgrid[0:6, 0:7]
+  pixels = np.stack([xs, ys], -1).astype(np.float32)
+  for path in (_write_flo(tmp_path / "w.flo", displacement), tmp_path / "w.npy"):
+    if path.suffix == ".npy":
+      np.save(path, displacement.astype(np.float64))
+    # A 7 x 6 frame padded to 7 x 7: one row of padding, which has no warp.
+    coords, visible = annotate.read_warp(path, (6, 7), 7)
+    new_h, new_w, top, left = video_io.fit_geometry(6, 7, 7)
+    assert (new_h, new_w, left) == (6, 7, 0)
+    inside = np.zeros((7, 7), bool)
+    inside[top:top + 6] = True
+    known = np.isfinite(displacement).all(-1) & (np.abs(displacement) < 1e9).all(-1)
+    np.testing.assert_array_equal(visible[top:top + 6], known)
+    assert not visible[~inside].any()
+    np.testing.assert_allclose(coords[top:top + 6][known],
+                               (pixels + displacement + [0, top])[known], atol=1e-5)
+    # Unknown and padding pixels keep their own position.
+    ys7, xs7 = np.mgrid[0:7, 0:7]
+    own = np.stack([xs7, ys7], -1)
+    np.testing.assert_array_equal(coords[~visible], own[~visible])
+
+
+def test_warp_displacement_is_rescaled_with_the_frame(tmp_path):
+  """40 x 48 -> 32^2: the frame is 27 x 32 at rows 2..28 (as the joints test above), so a
+  constant displacement (6, -4) native px is (6 * 32/48, -4 * 27/40) resized px everywhere."""
+  displacement = np.broadcast_to(np.array([6.0, -4.0], np.float32), (40, 48, 2))
+  coords, visible = annotate.read_warp(_write_flo(tmp_path / "w.flo", displacement),
+                                       (40, 48), 32)
+  assert visible[2:29].all() and not visible[:2].any() and not visible[29:].any()
+  ys, xs = np.mgrid[0:32, 0:32]
+  moved = coords - np.stack([xs, ys], -1)
+  np.testing.assert_allclose(moved[2:29], np.broadcast_to([4.0, -2.7], (27, 32, 2)), atol=1e-5)
+
+
+def test_bad_warp_files_are_errors_naming_the_file(tmp_path):
+  good = np.zeros((4, 5, 2), np.float32)
+  cases = {
+      "tag.flo": (b"XXXX" + np.array([5, 4], "<i4").tobytes() + good.tobytes(), "not a Middlebury"),
+      "short.flo": (b"PIEH" + np.array([5, 4], "<i4").tobytes() + good.tobytes()[:-4],
+                    "168 bytes, a 5x4 .flo file has 172"),
+      "size.flo": (b"PIEH" + np.array([4, 5], "<i4").tobytes() + good.tobytes(),
+                   "the warp is 4x5, the video's frame is 5x4"),
+  }
+  for name, (data, message) in cases.items():
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DataError, match=rf"^{tmp_path / name}: .*{message}"):
+      annotate.read_warp(tmp_path / name, (4, 5), 8)
+  np.save(tmp_path / "shape.npy", np.zeros((4, 5, 3), np.float32))
+  with pytest.raises(DataError, match=rf"^{tmp_path / 'shape.npy'}: a warp is an \(H, W, 2\)"):
+    annotate.read_warp(tmp_path / "shape.npy", (4, 5), 8)
+  (tmp_path / "text.npy").write_text("not an array")
+  with pytest.raises(DataError, match=rf"^{tmp_path / 'text.npy'}: not a .npy array"):
+    annotate.read_warp(tmp_path / "text.npy", (4, 5), 8)
+
+
+def test_cli_writes_source_coords_from_a_warp_folder(tmp_path):
+  frames = [_texture(16, 16, seed=t) for t in range(3)]
+  video = _frame_folder(tmp_path / "clip", frames)
+  (tmp_path / "warps").mkdir()
+  for t in range(3):  # frame t's content is frame 0's moved by t px right: d = (-t, 0)
+    displacement = np.zeros((16, 16, 2), np.float32)
+    displacement[..., 0] = -t
+    np.save(tmp_path / "warps" / f"frame{t}.npy", displacement)
+  out = tmp_path / "out"
+  result = _run_cli(f"--video={video}", f"--output_dir={out}", "--resolution=16",
+                    f"--warp_dir={tmp_path / 'warps'}", "--flows=false")
+  assert result.returncode == 0, result.stderr
+  arrays = annotations.read_npz(out / "clip.npz", "clip.npz")
+  assert sorted(arrays) == ["source_coords", "source_visible"]
+  assert arrays["source_visible"].all()
+  ys, xs = np.mgrid[0:16, 0:16]
+  for t in range(3):
+    np.testing.assert_allclose(arrays["source_coords"][t], np.stack([xs - t, ys], -1))
+  # One warp file too few: the frame without one is named, nothing is written.
+  (tmp_path / "warps" / "frame2.npy").unlink()
+  result = _run_cli(f"--video={video}", f"--output_dir={tmp_path / 'out2'}", "--resolution=16",
+                    f"--warp_dir={tmp_path / 'warps'}", "--flows=false")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f"annotate: --warp_dir={tmp_path / 'warps'}: 2 files, the video has more frames (frame 2 "
+      "has none)"]
+  assert _listing(tmp_path / "out2") == []
 
 
 # --- Flow -----------------------------------------------------------------------------------------

@@ -323,6 +323,38 @@ def test_renderer_runs_chunks_with_the_state_carried_and_pads_the_last(tiny_conf
   assert np.abs(output.astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_renderer_with_stored_correspondences_reads_them_from_the_driving_frames(tiny_config):
+  """bdmm.warp_source = "source_coords": the source needs only its joints, each driving frame
+  carries its warp into the source; warps equal to the part maps' give the same video."""
+  bdmm = method.get("bdmm")
+  networks = bdmm.build(tiny_config)
+  params = _init_method(networks, tiny_config)
+  video, per_frame = _video_annotations(7)
+  expected = bdmm.renderer(networks, params, tiny_config, 3).animate(
+      video["frames"][0], video["frames"],
+      **inference.annotation_options(bdmm.renderer(networks, params, tiny_config, 3),
+                                     per_frame[0], per_frame, "clip"))
+
+  config = copy.deepcopy(tiny_config)
+  config.bdmm.warp_source = inputs.SOURCE_COORDS
+  coords_networks = bdmm.build(config)
+  renderer = bdmm.renderer(coords_networks, params, config, 3)
+  driving = []
+  for t in range(7):  # the part maps' warp, stored as pixels with its validity
+    warp = inputs.part_warp(video["part_labels"][t], video["part_transforms"][t],
+                            video["part_transforms"][0])
+    visible = warp[..., 0] != inputs.OUTSIDE
+    driving.append({"joints": video["joints"][t],
+                    "source_coords": (warp.astype(np.float64) + 1.0) * (32 - 1) / 2.0,
+                    "source_visible": visible})
+  with pytest.raises(DataError, match=r"^clip driving frame 0: no annotation 'source_coords'"):
+    inference.annotation_options(renderer, {"joints": video["joints"][0]},
+                                 [{"joints": video["joints"][0]}], "clip")
+  options = inference.annotation_options(renderer, {"joints": video["joints"][0]}, driving, "clip")
+  output = renderer.animate(video["frames"][0], video["frames"], **options)
+  assert np.abs(output.astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_annotation_options_require_the_renderers_keys(tiny_config):
   bdmm = method.get("bdmm")
   networks = bdmm.build(tiny_config)
@@ -428,7 +460,8 @@ def test_warps_from_an_internet_checkpoint_drive_training_and_inference(tiny_con
   train.train_and_evaluate(internet_config, str(workdir))
 
   config = copy.deepcopy(tiny_config)
-  for spec, message in (("internet", "expected 'annotation' or '<method>:<workdir>'"),
+  for spec, message in (("internet",
+                         "expected 'annotation', 'source_coords' or '<method>:<workdir>'"),
                         (f"bdmm:{workdir}", "holds a 'internet' checkpoint, not 'bdmm'"),
                         (f"internet:{tmp_path / 'none'}", "no such")):
     config.bdmm.warp_source = spec

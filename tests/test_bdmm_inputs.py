@@ -206,6 +206,47 @@ def test_clip_example_visibility_and_optional_joints_valid():
   np.testing.assert_array_equal(example["joints_valid"], valid[:4])
 
 
+def test_coords_warp_normalises_and_sends_unknowns_outside():
+  coords = np.zeros((3, 5, 2), np.float32)
+  coords[..., 0], coords[..., 1] = 4.0, 1.0  # x = W - 1 (right edge), y = 1 (middle row)
+  coords[0, 0] = [0.0, 2.0]  # the bottom-left corner
+  coords[2, 4] = [np.nan, 0.0]
+  visible = np.ones((3, 5), bool)
+  visible[1, 1] = False
+  warp = inputs.coords_warp(coords, visible)
+  assert warp.dtype == np.float32
+  np.testing.assert_allclose(warp[0, 0], [-1.0, 1.0])  # align-corners: px * 2 / (size - 1) - 1
+  np.testing.assert_allclose(warp[0, 1], [1.0, 0.0])
+  np.testing.assert_array_equal(warp[1, 1], [inputs.OUTSIDE] * 2)
+  np.testing.assert_array_equal(warp[2, 4], [inputs.OUTSIDE] * 2)  # NaN: no correspondence
+
+
+def test_clip_example_with_stored_correspondences_reads_them_into_the_first_frame():
+  """bdmm.warp_source = "source_coords": the reference is frame 0 whatever reference_frames
+  says, the warps are the stored ones, and on the figure they agree with the part maps'."""
+  video = _video()
+  config = _config(warp_source=inputs.SOURCE_COORDS)
+  source = _source(video, keys=inputs.COORDS_KEYS)  # no part maps at all
+  for seed in range(6):
+    example = inputs.clip_example_fn(config)(source, 0, np.random.default_rng(seed))
+    assert set(example) == set(inputs.clip_batch_shapes(config, 1))
+    np.testing.assert_array_equal(example["reference"], video["frames"][0])
+    (start,) = [s for s in range(len(video["frames"]) - 3)
+                if np.array_equal(example["frames"], video["frames"][s:s + 4])]
+    for i in range(4):
+      t = start + i
+      stored = inputs.coords_warp(video["source_coords"][t], video["source_visible"][t])
+      np.testing.assert_array_equal(example["warps"][i], stored)
+      figure = (video["part_labels"][t] > 0) & video["source_visible"][t]
+      parts = inputs.part_warp(video["part_labels"][t], video["part_transforms"][t],
+                               video["part_transforms"][0])
+      np.testing.assert_allclose(example["warps"][i][figure], parts[figure], atol=1e-4)
+    np.testing.assert_array_equal(
+        example["initial_warp"],
+        inputs.coords_warp(video["source_coords"][max(start - 1, 0)],
+                           video["source_visible"][max(start - 1, 0)]))
+
+
 def test_clip_batch_shapes():
   config = _config(chunk_frames=6, num_chunks=5)
   config.data.resolution = 64

@@ -35,7 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
       heatmap_sigma=6.0,  # Gaussian sigma of the skeleton heatmaps in pixels at 256^2
       warp_visibility=False,  # True: reference points hidden in the reference are left out
       # Where the reference -> frame warps come from: "annotation" (the synthetic figure's part
-      # maps) | "<method>:<workdir>", a trained checkpoint's motion estimator, e.g.
+      # maps) | "source_coords" (stored per-frame correspondences into the first frame, e.g.
+      # `input_pipeline.annotate --warp_dir` from an SMPL renderer's warps; the reference is then
+      # the first frame) | "<method>:<workdir>", a trained checkpoint's motion estimator, e.g.
       # "internet:workdirs/synthetic" (no 3D body model, any video; our addition).
       warp_source="annotation",
   ))

@@ -23,6 +23,11 @@ Training example (`clip_example_fn`; no batch axis, F = num_chunks * chunk_frame
                                           when the clip starts at frame 0): the forward branch's
                                           initial state
   reference_joints  float32 (J, 2)        the reference's joints (panels, reference skeleton)
+With `bdmm.warp_source = "source_coords"` the warps are read instead of computed: the annotation
+"source_coords" (where each pixel of frame t lies in the video's first frame, pixels; written by
+the synthetic renderer, and by `python -m input_pipeline.annotate --warp_dir=...` from per-frame
+.flo/.npy warps of any tool) with "source_visible" (False: no correspondence, sent OUTSIDE), and
+the reference is always the first frame, the one the warps go into.
 With warps from a model (`bdmm.warp_source = "<method>:<workdir>"`) there are no "warps" and no
 "initial_warp" (the step makes them from the pixels) and one more key:
   initial_frame     uint8   (H, W, 3)     the frame before the clip (its first frame at start 0)
@@ -71,6 +76,8 @@ OUTSIDE = -2.0
 
 ANNOTATION_KEYS = ("joints", "part_labels", "part_transforms")
 POSE_KEYS = ("joints",)  # all a clip reads when a model makes the warps
+SOURCE_COORDS = "source_coords"  # the warp_source value that reads the warps from annotations
+COORDS_KEYS = ("joints", "source_coords", "source_visible")
 OPTIONAL_VALID_KEY = "joints_valid"
 DEFAULT_NUM_JOINTS = 15  # the synthetic skeleton (input_pipeline/synthetic.py JOINT_NAMES)
 
@@ -173,6 +180,23 @@ def part_warp(labels_t: np.ndarray, transforms_t: np.ndarray, transforms_r: np.n
   return out.astype(np.float32)
 
 
+def coords_warp(source_coords: np.ndarray, source_visible: np.ndarray) -> np.ndarray:
+  """Stored correspondences -> a warp: (H, W, 2) pixel positions in the reference and (H, W)
+  validity -> (H, W, 2) float32 normalised align-corners positions, OUTSIDE where not valid."""
+  coords = np.asarray(source_coords, np.float64)
+  height, width = coords.shape[:2]
+  keep = np.asarray(source_visible, bool) & np.isfinite(coords).all(-1)
+  return np.where(keep[..., None], _to_normalized(np.nan_to_num(coords), height, width),
+                  OUTSIDE).astype(np.float32)
+
+
+def annotation_keys_for(warp_source: str) -> tuple[str, ...]:
+  """The per-frame annotations BDMM reads with this `bdmm.warp_source`."""
+  if warp_source == SOURCE_COORDS:
+    return COORDS_KEYS
+  return ANNOTATION_KEYS if warp_source == "annotation" else POSE_KEYS
+
+
 # --- Training clips ------------------------------------------------------------------------------
 
 
@@ -186,6 +210,7 @@ class ClipParams:
   resolution: int = 256
   num_joints: int = DEFAULT_NUM_JOINTS
   model_warps: bool = False  # warps from a motion source (made in the step), not annotations
+  warp_source: str = "annotation"  # bdmm.warp_source
 
   @property
   def num_frames(self) -> int:
@@ -199,14 +224,16 @@ class ClipParams:
                warp_visibility=bool(bdmm.warp_visibility),
                resolution=int(config.data.resolution),
                num_joints=int(bdmm.get("num_joints", DEFAULT_NUM_JOINTS)),
-               model_warps=bdmm.get("warp_source", "annotation") != "annotation")
+               model_warps=bdmm.get("warp_source", "annotation") not in ("annotation",
+                                                                         SOURCE_COORDS),
+               warp_source=str(bdmm.get("warp_source", "annotation")))
 
 
-def _annotation_keys(source: sources.VideoSource, video: int, model_warps: bool) -> list[str]:
-  """The keys to read per frame: the required ones (joints only when a model makes the warps),
-  plus "joints_valid" where the video has it (real pose data marks missing joints; the synthetic
-  figure has none missing)."""
-  keys = list(POSE_KEYS if model_warps else ANNOTATION_KEYS)
+def _annotation_keys(source: sources.VideoSource, video: int, warp_source: str) -> list[str]:
+  """The keys to read per frame: the required ones (`annotation_keys_for`), plus "joints_valid"
+  where the video has it (real pose data marks missing joints; the synthetic figure has none
+  missing)."""
+  keys = list(annotation_keys_for(warp_source))
   listed = getattr(source, "annotation_keys", None)
   if listed is not None and OPTIONAL_VALID_KEY in listed(video):
     keys.append(OPTIONAL_VALID_KEY)
@@ -234,9 +261,11 @@ def make_clip_example(source: sources.VideoSource, video: int, rng: np.random.Ge
                     f"{params.chunk_frames})")
   start = int(rng.integers(0, num_frames - length + 1))
   reference_index = int(rng.integers(0, min(params.reference_frames, num_frames)))
+  if params.warp_source == SOURCE_COORDS:
+    reference_index = 0  # the frame the stored warps go into (the draw keeps the rng order)
   before = max(start - 1, 0)
 
-  keys = _annotation_keys(source, video, params.model_warps)
+  keys = _annotation_keys(source, video, params.warp_source)
   with timer("decode"):
     frames = np.stack([np.asarray(source.read_frame(video, t), np.uint8)
                        for t in range(start, start + length)])
@@ -271,14 +300,7 @@ def make_clip_example(source: sources.VideoSource, video: int, rng: np.random.Ge
   if params.model_warps:
     example["initial_frame"] = initial_frame
   else:
-    reference_labels = annotations[reference_index]["part_labels"]
-    reference_transforms = annotations[reference_index]["part_transforms"]
-
-    def warp_of(t):
-      return part_warp(annotations[t]["part_labels"], annotations[t]["part_transforms"],
-                       reference_transforms, visible_only=params.warp_visibility,
-                       labels_r=reference_labels)
-
+    warp_of = _warp_fn(annotations, reference_index, params)
     with timer("flow"):
       warps = np.stack([warp_of(t) for t in range(start, start + length)])
       example["initial_warp"] = warps[0] if before == start else warp_of(before)
@@ -286,6 +308,17 @@ def make_clip_example(source: sources.VideoSource, video: int, rng: np.random.Ge
   if stats is not None:
     stats.count_example()
   return example
+
+
+def _warp_fn(annotations: dict, reference_index: int, params: ClipParams):
+  """t -> the warp of frame t into the reference, from the clip's annotations: the stored
+  correspondences (`coords_warp`) or the part maps (`part_warp`)."""
+  if params.warp_source == SOURCE_COORDS:
+    return lambda t: coords_warp(annotations[t]["source_coords"], annotations[t]["source_visible"])
+  reference = annotations[reference_index]
+  return lambda t: part_warp(annotations[t]["part_labels"], annotations[t]["part_transforms"],
+                             reference["part_transforms"], visible_only=params.warp_visibility,
+                             labels_r=reference["part_labels"])
 
 
 def clip_example_fn(config):

@@ -112,11 +112,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 
 def motion_source(config) -> motion_sources.MotionSource | None:
-  """The checkpoint `bdmm.warp_source` names (loaded once per spec), None for annotations."""
+  """The checkpoint `bdmm.warp_source` names (loaded once per spec), None for warps from the
+  annotations ("annotation": part maps; "source_coords": stored correspondences)."""
   spec = config.bdmm.get("warp_source", motion_sources.ANNOTATION)
-  if spec == motion_sources.ANNOTATION:
+  annotation_sources = (motion_sources.ANNOTATION, inputs.SOURCE_COORDS)
+  if spec in annotation_sources:
     return None
-  return motion_sources.load(spec, config.data.resolution, "bdmm.warp_source")
+  return motion_sources.load(spec, config.data.resolution, "bdmm.warp_source",
+                             annotation_sources)
 
 
 def build(config: ml_collections.ConfigDict) -> Networks:

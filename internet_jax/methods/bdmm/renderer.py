@@ -5,8 +5,11 @@ frames with the recurrent state carried from chunk to chunk, as the official cod
 BDMM does not look at the driving frames: it reads their poses and the warp of every frame into
 the source (reference) frame. Both come from per-frame annotations (input_pipeline/annotations.py)
 of the source frame and of the driving frames: joints -> skeleton heatmaps; part labels and part
-transforms -> `inputs.part_warp` (the layered figure's exact correspondence). The shared code
-passes them as `annotations=` (`inference.annotation_options`).
+transforms -> `inputs.part_warp` (the layered figure's exact correspondence), or with
+`bdmm.warp_source = "source_coords"` the driving frames' stored correspondences into the source
+(`inputs.coords_warp`: for `animate`, warps made against the animated photo; for `evaluate`, into
+the test video's first frame, which is the source). The shared code passes them as
+`annotations=` (`inference.annotation_options`).
 
 With warps from a model (`bdmm.warp_source = "<method>:<workdir>"`) only the joints are read and
 the warps come from the source image and the driving frames' pixels (the motion source, on the
@@ -60,7 +63,10 @@ class BDMMRenderer(inference.Renderer):
     self.networks = networks
     self.params = jax.device_put(params)
     self.motion = networks.motion
-    self.annotation_keys = inputs.POSE_KEYS if self.motion is not None else inputs.ANNOTATION_KEYS
+    self.warp_source = str(networks.config.bdmm.get("warp_source", "annotation"))
+    self.annotation_keys = inputs.annotation_keys_for(self.warp_source)
+    if self.warp_source == inputs.SOURCE_COORDS:  # the driving frames hold the warps
+      self.source_annotation_keys = inputs.POSE_KEYS
     self.motion_params = jax.device_put(self.motion.params) if self.motion is not None else None
 
   def _inputs(self, annotations: dict) -> dict[str, np.ndarray]:
@@ -80,7 +86,9 @@ class BDMMRenderer(inference.Renderer):
       joints.append(frame_joints)
       valid.append(np.asarray(frame.get(inputs.OPTIONAL_VALID_KEY,
                                         np.ones(num_joints, bool)), bool))
-      if not model_warps:
+      if self.warp_source == inputs.SOURCE_COORDS:
+        warps.append(inputs.coords_warp(frame["source_coords"], frame["source_visible"]))
+      elif not model_warps:
         warps.append(inputs.part_warp(frame["part_labels"], frame["part_transforms"],
                                       source["part_transforms"],
                                       visible_only=bool(config.bdmm.warp_visibility),
