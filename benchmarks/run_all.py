@@ -40,12 +40,18 @@ _DATA_ROOT = flags.DEFINE_string(
     "data_root", None, "--with_pipeline: render/prepare the synthetic dataset under this folder "
     "(default: the config's ./data paths).")
 _ONLY = flags.DEFINE_list("only", [], "Run only these benchmarks (train_step, inference, warp, "
-                         "d2g_inference).")
+                         "d2g_inference, bdmm_inference).")
 _FULL_BATCH = flags.DEFINE_integer("full_batch", 8, "--full: global batch of the train step.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", BENCHMARKS, "Where results.md/json go.")
 _LOG_DIR = flags.DEFINE_string("run_logs", None, "Where each run's stderr goes (default: "
                                "<output_dir>/logs).")
 _TIMEOUT = flags.DEFINE_integer("timeout", 3600, "Seconds before one benchmark run is stopped.")
+
+
+# BDMM's train step on one 6-frame chunk (fwd + bwd of G, both Ds) at the FashionVideo setting,
+# its warps read as stored correspondences so that no INTERnet checkpoint is needed.
+BDMM_ONE_CHUNK = ["--config=configs/bdmm/fashion.py", "--config.bdmm.num_chunks=1",
+                  "--config.bdmm.warp_source=source_coords", "--synthetic_data"]
 
 
 def plan(full: bool, with_pipeline: bool, full_batch: int,
@@ -68,6 +74,11 @@ def plan(full: bool, with_pipeline: bool, full_batch: int,
       runs.append(("d2g_inference", f"d2g person {dtype}",
                    ["--config=configs/d2g/person.py", "--resolution=256,512", "--batch=1,8",
                     f"--dtype={dtype}", "--repeats=20"]))
+      runs.append(("train_step", f"bdmm fashion one chunk {dtype}",
+                   [*BDMM_ONE_CHUNK, f"--dtype={dtype}", "--steps=20"]))
+      runs.append(("bdmm_inference", f"bdmm fashion {dtype}",
+                   ["--config=configs/bdmm/fashion.py", "--resolution=256,512",
+                    f"--dtype={dtype}", "--repeats=20"]))
   else:
     runs.append(("train_step", "synthetic float32",
                  ["--config=configs/synthetic.py", "--global_batch=8", "--dtype=float32",
@@ -82,6 +93,12 @@ def plan(full: bool, with_pipeline: bool, full_batch: int,
     runs.append(("d2g_inference", "d2g person float32",
                  ["--config=configs/d2g/person.py", "--resolution=256", "--batch=1",
                   "--dtype=float32", "--repeats=3"]))
+    runs.append(("train_step", "bdmm fashion one chunk float32",
+                 [*BDMM_ONE_CHUNK, "--dtype=float32", "--steps=3", "--warmup=1",
+                  "--pipelined_steps=0"]))
+    runs.append(("bdmm_inference", "bdmm fashion float32",
+                 ["--config=configs/bdmm/fashion.py", "--resolution=256", "--dtype=float32",
+                  "--repeats=3"]))
   if with_pipeline:
     data = []
     if data_root:
@@ -197,8 +214,16 @@ def d2g_rows(result: dict) -> list[dict]:
           for case in result["cases"]]
 
 
+def bdmm_rows(result: dict) -> list[dict]:
+  return [{"key": (result["config"]["config_file"], result["environment"]["device_kind"],
+                   result["config"]["dtype"], case["resolution"], case["chunk"]),
+           "frames_per_s": case["frames_per_s"], "ms_per_frame": case["ms_per_frame"],
+           "start_s": case["start"]["call"]["median_s"], "first_call_s": case["first_call_s"]}
+          for case in result["cases"]]
+
+
 ROWS = {"train_step": train_rows, "inference": inference_rows, "warp": warp_rows,
-        "d2g_inference": d2g_rows}
+        "d2g_inference": d2g_rows, "bdmm_inference": bdmm_rows}
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -314,6 +339,18 @@ def markdown(results: dict[str, list[dict]], meta: dict) -> str:
       config, device, dtype, res, batch, texture = row["key"]
       out.append(f"| {config} | {device} | {dtype} | {res}² | {batch} | {texture}² | "
                  f"{spread(row, 'ms_per_frame')} | {fmt(row['first_call_s'])} |")
+    out.append("")
+  rows = aggregate([r for result in results.get("bdmm_inference", []) if "error" not in result
+                    for r in bdmm_rows(result)])
+  if rows:
+    out += ["## BDMM inference (chunks with the state carried)", "",
+            "| config | device | dtype | res | chunk | frames/s | ms/frame | start s | "
+            "first call s |", "|" + "---|" * 9]
+    for row in rows:
+      config, device, dtype, res, chunk = row["key"]
+      out.append(f"| {config} | {device} | {dtype} | {res}² | {chunk} | "
+                 f"{spread(row, 'frames_per_s')} | {spread(row, 'ms_per_frame')} | "
+                 f"{fmt(row['start_s'])} | {fmt(row['first_call_s'])} |")
     out.append("")
   errors = [(name, result) for name, group in results.items() for result in group
             if "error" in result]

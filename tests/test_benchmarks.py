@@ -16,10 +16,31 @@ def _d2g_result(ms_per_frame):
                      "ms_per_frame": ms_per_frame, "first_call_s": 30.0}]}
 
 
-def test_plan_includes_d2g_inference_in_both_settings():
+def test_plan_includes_d2g_and_bdmm_in_both_settings():
   for full in (False, True):
-    names = [name for name, _, _ in run_all.plan(full, False, 8)]
-    assert "d2g_inference" in names and set(names) <= set(run_all.ROWS)
+    runs = run_all.plan(full, False, 8)
+    names = [name for name, _, _ in runs]
+    assert {"d2g_inference", "bdmm_inference"} <= set(names) <= set(run_all.ROWS)
+    # BDMM's train step runs one chunk without an INTERnet checkpoint.
+    (bdmm_step,) = [args for name, label, args in runs
+                    if name == "train_step" and label.startswith("bdmm") and "float32" in label]
+    assert {"--config=configs/bdmm/fashion.py", "--config.bdmm.num_chunks=1",
+            "--config.bdmm.warp_source=source_coords"} <= set(bdmm_step)
+
+
+def test_bdmm_rows_are_medians_over_runs():
+  def result(frames_per_s):
+    return {"environment": {"device_kind": "cpu"},
+            "config": {"config_file": "configs/bdmm/fashion.py", "dtype": "float32"},
+            "cases": [{"resolution": 256, "chunk": 6, "frames_per_s": frames_per_s,
+                       "ms_per_frame": 1e3 / frames_per_s, "start": {"call": {"median_s": 0.5}},
+                       "first_call_s": 20.0}]}
+  meta = {"full": False, "date": "d", "host": "h", "cpu_count": 2, "runs": 3,
+          "load_start": [0], "load_end": [0]}
+  text = run_all.markdown({"bdmm_inference": [result(v) for v in (2.0, 4.0, 2.5)]}, meta)
+  assert "## BDMM inference" in text
+  assert ("| configs/bdmm/fashion.py | cpu | float32 | 256² | 6 | 2.5 (2–4) | "
+          "400 (250–500) | 0.5 | 20 |") in text
 
 
 def test_d2g_rows_are_medians_over_runs_with_their_range():
