@@ -2,7 +2,9 @@
 
 - The console shows this project's own INFO lines, and warnings and errors from anywhere; the
   INFO records of Orbax, TFDS, grain and the like, and their tracebacks, appear only with
-  `--verbose`.
+  `--verbose`, as do Orbax's error records (the failures they describe reach this program as
+  exceptions, which it reports in one line) and the tracebacks of TensorStore writes that end
+  after a failed save closed their event loop.
 - JAX's persistent compilation cache is on, so a second run of the same programs starts in
   seconds: `$JAX_COMPILATION_CACHE_DIR` when set, else `$XDG_CACHE_HOME/internet_jax/jax`
   (`~/.cache/internet_jax/jax`).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging as python_logging
 import os
+import sys
 
 from absl import logging
 
@@ -28,6 +31,9 @@ _ROUTINE_WARNINGS = ("Using custom data configuration", "Variant folder ")
 # exception was never retrieved"): Orbax's writes of a failed save, which this program has
 # already reported in its one line.
 _UNREAD_ASYNC_ERROR = "exception was never retrieved"
+# Where Orbax's modules live: their error records describe a failed save or restore, which
+# reaches this program as an exception (internet_jax/checkpointing.py) and is reported there.
+_ORBAX = os.sep + "orbax" + os.sep
 
 
 class _OwnInfoOnly(python_logging.Filter):
@@ -40,22 +46,49 @@ class _OwnInfoOnly(python_logging.Filter):
       return True
     record.exc_info, record.exc_text = None, None
     message = str(record.msg)
+    if record.levelno >= python_logging.ERROR and _ORBAX in record.pathname:
+      return False
     return (record.levelno >= python_logging.WARNING
             and not message.startswith(_ROUTINE_WARNINGS)
             and not message.partition("\n")[0].endswith(_UNREAD_ASYNC_ERROR))
+
+
+class _QuietClosedLoop:
+  """A `sys.unraisablehook` that drops `RuntimeError: Event loop is closed` and passes anything
+  else to the hook it replaced. When one write of an Orbax save fails (a full disk), Orbax ends
+  the event loop that the save's other TensorStore writes report to; each of those, ending
+  later on a TensorStore thread, raises this in its callback: a few hundred tracebacks after
+  the one line that reports the failed save."""
+
+  def __init__(self, previous):
+    self.previous = previous
+
+  def __call__(self, unraisable) -> None:
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+      return
+    self.previous(unraisable)
+
+
+def _quiet_closed_loops(quiet: bool) -> None:
+  hook = sys.unraisablehook
+  previous = hook.previous if isinstance(hook, _QuietClosedLoop) else hook
+  sys.unraisablehook = _QuietClosedLoop(previous) if quiet else previous
 
 
 _FILTER = _OwnInfoOnly()
 
 
 def console_policy(verbose: bool, level: int = logging.INFO) -> None:
-  """absl at `level`; without `verbose`, third-party records below WARNING are dropped at
-  absl's handler. A second call replaces the first."""
+  """absl at `level`; without `verbose`, third-party records below WARNING (and Orbax's errors)
+  are dropped at absl's handler, and closed-event-loop tracebacks at `sys.unraisablehook`. A
+  second call replaces the first."""
   logging.set_verbosity(logging.INFO if verbose else level)
   handler = logging.get_absl_handler()
   handler.removeFilter(_FILTER)
   if not verbose:
     handler.addFilter(_FILTER)
+  _quiet_closed_loops(not verbose)
 
 
 def default_cache_dir() -> str:

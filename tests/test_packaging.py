@@ -9,6 +9,7 @@ from pathlib import Path
 import subprocess
 import sys
 import tomllib
+import types
 
 from absl import logging
 import numpy as np
@@ -161,12 +162,34 @@ def test_console_policy_keeps_third_party_info_out_unless_verbose():
   orbax_warning = _record("/site-packages/orbax/checkpoint/manager.py", python_logging.WARNING)
   routine = _record("/site-packages/tensorflow_datasets/core/dataset_builder.py",
                     python_logging.WARNING, "Using custom data configuration: %s")
-  records = (own, orbax_info, orbax_warning, routine)
+  orbax_error = _record("/site-packages/orbax/checkpoint/future.py", python_logging.ERROR)
+  other_error = _record("/site-packages/grain/python/data_loader.py", python_logging.ERROR)
+  records = (own, orbax_info, orbax_warning, routine, orbax_error, other_error)
   try:
     cli.console_policy(verbose=False)
-    assert [bool(handler.filter(r)) for r in records] == [True, False, True, False]
+    assert [bool(handler.filter(r)) for r in records] == [True, False, True, False, False, True]
     cli.console_policy(verbose=True)
     assert all(handler.filter(r) for r in records)
   finally:
     cli.console_policy(verbose=True)
+    logging.set_verbosity(logging.INFO)
+
+
+def test_console_policy_drops_closed_event_loop_tracebacks_unless_verbose():
+  seen = []
+  original = sys.unraisablehook
+  sys.unraisablehook = seen.append
+  closed = types.SimpleNamespace(exc_value=RuntimeError("Event loop is closed"))
+  other = types.SimpleNamespace(exc_value=RuntimeError("something else"))
+  try:
+    cli.console_policy(verbose=False)
+    cli.console_policy(verbose=False)  # a second call wraps the original hook, not itself
+    sys.unraisablehook(closed)
+    sys.unraisablehook(other)
+    assert seen == [other]
+    cli.console_policy(verbose=True)
+    assert sys.unraisablehook == seen.append  # the original hook back
+  finally:
+    cli.console_policy(verbose=True)
+    sys.unraisablehook = original
     logging.set_verbosity(logging.INFO)
