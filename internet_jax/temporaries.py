@@ -7,7 +7,10 @@ Every output is written under a temporary name beside it and renamed into place 
 * SIGTERM/SIGINT: a CLI runs its work inside `stop_on_signals(what)`, where either signal raises
   a BaseException (no `except Exception` swallows it); the temporaries remove themselves on the
   way out and the run ends with one line `interrupted: ...` and exit status 128 + the signal
-  (`errors.Interrupted`, reported by `errors.user_errors`).
+  (`errors.Interrupted`, reported by `errors.user_errors`). Python runs a signal handler at the
+  next bytecode of the main thread, which may be inside a garbage-collection callback (JAX
+  registers one) or a finaliser, where an exception is reported as unraisable and dropped: the
+  block's `sys.unraisablehook` then delivers the signal again, so that it lands in the work.
 * SIGKILL (nothing runs): the next run for the same output removes the temporaries of processes
   that no longer exist on this host, with one warning line naming them. A temporary of another
   host cannot be checked from here and is left alone (as `workdir_lock` does with locks).
@@ -15,6 +18,7 @@ Every output is written under a temporary name beside it and renamed into place 
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 from pathlib import Path
@@ -22,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import threading
 from typing import Iterable, Iterator
 
@@ -117,6 +122,31 @@ def _handle(signum: int, frame) -> None:
   raise _Stop(signum)
 
 
+_REDELIVERY_DELAY_S = 0.01
+
+
+class _Redeliver:
+  """`sys.unraisablehook` inside `stop_on_signals`: a `_Stop` that was dropped (raised in a
+  garbage-collection callback or a finaliser) re-arms the handlers and, from another thread a
+  moment later (once the callback has returned: delivered from here, the handler would run
+  inside this hook and be dropped again), delivers its signal to the main thread again;
+  anything else goes to the hook it replaced."""
+
+  def __init__(self, previous):
+    self.previous = previous
+
+  def __call__(self, unraisable) -> None:
+    stop = unraisable.exc_value
+    if isinstance(stop, _Stop) and threading.current_thread() is threading.main_thread():
+      for signum in SIGNALS:
+        signal.signal(signum, _handle)
+      again = threading.Timer(_REDELIVERY_DELAY_S, _thread.interrupt_main, (stop.signum,))
+      again.daemon = True
+      again.start()
+      return
+    self.previous(unraisable)
+
+
 @contextlib.contextmanager
 def stop_on_signals(what: str) -> Iterator[None]:
   """SIGTERM/SIGINT inside the block unwind it (removing the temporaries) and raise
@@ -126,11 +156,14 @@ def stop_on_signals(what: str) -> Iterator[None]:
     yield
     return
   previous = {signum: signal.signal(signum, _handle) for signum in SIGNALS}
+  previous_hook = sys.unraisablehook
+  sys.unraisablehook = _Redeliver(previous_hook)
   try:
     yield
   except _Stop as stop:
     raise errors.Interrupted(f"{stop}: {what} not finished; its temporary files were removed, "
                              "run the same command again", stop.signum) from None
   finally:
+    sys.unraisablehook = previous_hook
     for signum, handler in previous.items():
       signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
