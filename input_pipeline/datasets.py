@@ -418,7 +418,7 @@ def _render_synthetic_if_missing(data_config, folder: Path) -> None:
   logging.info("rendering the synthetic dataset into %s (first use): %d train + %d test videos of "
                "%d frames at %d px", folder, params.num_videos, params.num_test_videos,
                params.num_frames, data_config.resolution)
-  synthetic.write_dataset(folder, **_synthetic_args(data_config))
+  synthetic.write_dataset(folder, **_synthetic_args(data_config), field="config.data.manual_dir")
 
 
 def _warn_if_stale(builder: tfds.core.DatasetBuilder, manual_dir: Path) -> None:

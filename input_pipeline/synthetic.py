@@ -1147,33 +1147,33 @@ def _check_dataset_args(num_videos, num_frames, resolution, seed, num_test_video
 
 
 @contextlib.contextmanager
-def _prepare_output(output_dir) -> Iterator[tuple[Path, Path]]:
+def _prepare_output(output_dir, field: str = "--output_dir") -> Iterator[tuple[Path, Path]]:
   """Checks the target and makes the temporary sibling directory (`temporaries.partial_output`:
   removed on the way out unless renamed, and by the next run if this one is killed); yields
-  (target, temporary)."""
+  (target, temporary). Errors name `field`, where the folder came from."""
   if not str(output_dir):
-    raise ValueError("--output_dir: required")
+    raise ValueError(f"{field}: required")
   target = Path(output_dir).absolute()
   if target.is_file() or (target.exists() and not target.is_dir()):
-    raise ValueError(f"--output_dir: {output_dir} is an existing file")
+    raise ValueError(f"{field}: {output_dir} is an existing file")
   if target.is_dir() and any(target.iterdir()):
-    raise ValueError(f"--output_dir: {output_dir} exists and is not empty; remove it or choose "
+    raise ValueError(f"{field}: {output_dir} exists and is not empty; remove it or choose "
                      "another directory")
   ancestor = target.parent
   while not ancestor.exists() and ancestor != ancestor.parent:
     ancestor = ancestor.parent
   if not ancestor.is_dir():
-    raise ValueError(f"--output_dir: cannot create {output_dir}: {ancestor} is not a directory")
+    raise ValueError(f"{field}: cannot create {output_dir}: {ancestor} is not a directory")
   try:
     target.parent.mkdir(parents=True, exist_ok=True)
   except OSError as error:
-    raise ValueError(f"--output_dir: cannot create {output_dir}: {error.strerror or error}") \
+    raise ValueError(f"{field}: cannot create {output_dir}: {error.strerror or error}") \
         from None
   with temporaries.partial_output(target) as temporary:
     try:
       temporary.mkdir()
     except OSError as error:
-      raise ValueError(f"--output_dir: cannot create {output_dir}: {error.strerror or error}") \
+      raise ValueError(f"{field}: cannot create {output_dir}: {error.strerror or error}") \
           from None
     yield target, temporary
 
@@ -1260,7 +1260,7 @@ def cross_identity_video(manual_dir, name: str) -> Path | None:
 
 def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_test_videos=None,
                   background="studio", video_format="png", preview=False,
-                  cross_identity=True, person_seed=None) -> None:
+                  cross_identity=True, person_seed=None, field="--output_dir") -> None:
   """Renders the dataset into output_dir (train/, test/, test_cross/, dataset_info.json[,
   preview.png]).
 
@@ -1270,8 +1270,9 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
   All arguments are checked before anything is written; the dataset is written into a hidden
   temporary directory beside output_dir and renamed at the end, so output_dir is either complete
   or absent (a run killed with SIGKILL leaves its temporary directory to the next run for the
-  same output_dir, which removes it). output_dir must not exist, or be an empty directory. Raises ValueError with a
-  one-line message naming the argument on bad input.
+  same output_dir, which removes it). output_dir must not exist, or be an empty directory. Raises
+  ValueError with a one-line message naming the argument on bad input (output_dir's as `field`,
+  where the caller got it from).
   """
   if num_test_videos is None:
     num_test_videos = max(1, round(0.1 * num_videos)) if _is_int(num_videos) else num_videos
@@ -1283,7 +1284,7 @@ def write_dataset(output_dir, *, num_videos, num_frames, resolution, seed, num_t
   if not isinstance(cross_identity, (bool, np.bool_)):
     raise ValueError(f"--cross_identity: must be True or False, got {cross_identity!r}")
   cross_identity = bool(cross_identity)
-  with _prepare_output(output_dir) as (target, temporary):
+  with _prepare_output(output_dir, field) as (target, temporary):
     counts = {"train": num_videos, "test": num_test_videos}
     names = {split: [video_name(split, i) for i in range(count)] for split, count in counts.items()}
     backgrounds, cross_backgrounds = {}, {}

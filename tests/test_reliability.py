@@ -593,6 +593,10 @@ CASES = [
          (TINY, W, "--config.data.name=folder", "--config.data.manual_dir={tmp}/nowhere",
           "--config.data.data_dir={tmp}/tfds"),
          ("{tmp}/nowhere", "does not exist"), absent=(*NO_W, "{tmp}/tfds")),
+    Case("main_synthetic_data_folder_under_a_file", MAIN,
+         (TINY, W, "--config.data.manual_dir={tmp}/file/data", "--config.data.data_dir={tmp}/tfds"),
+         ("config.data.manual_dir: cannot create {tmp}/file/data/", "{tmp}/file is not a "
+          "directory"), setup=_write("file", b"not a directory"), absent=(*NO_W, "{tmp}/tfds")),
     Case("main_unwritable_workdir", MAIN, (TINY, "--workdir={tmp}/file/w", *DATA),
          ("--workdir", "{tmp}/file/w"), setup=_write("file", b"not a directory")),
     Case("main_workdir_held_by_a_live_run", MAIN, (TINY, W, *DATA),
