@@ -209,8 +209,12 @@ class ClipParams:
   warp_visibility: bool = False
   resolution: int = 256
   num_joints: int = DEFAULT_NUM_JOINTS
-  model_warps: bool = False  # warps from a motion source (made in the step), not annotations
   warp_source: str = "annotation"  # bdmm.warp_source
+
+  @property
+  def model_warps(self) -> bool:
+    """Warps from a motion source (made in the step), not from the annotations."""
+    return self.warp_source not in ("annotation", SOURCE_COORDS)
 
   @property
   def num_frames(self) -> int:
@@ -224,8 +228,6 @@ class ClipParams:
                warp_visibility=bool(bdmm.warp_visibility),
                resolution=int(config.data.resolution),
                num_joints=int(bdmm.get("num_joints", DEFAULT_NUM_JOINTS)),
-               model_warps=bdmm.get("warp_source", "annotation") not in ("annotation",
-                                                                         SOURCE_COORDS),
                warp_source=str(bdmm.get("warp_source", "annotation")))
 
 
