@@ -30,7 +30,6 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
 from internet_jax import inference  # noqa: E402
-from internet_jax import method as method_lib  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=False)
 _RESOLUTION = flags.DEFINE_string("resolution", "256", "Comma-separated output resolutions.")
@@ -78,11 +77,7 @@ def main(argv):
   cases = []
   for resolution in common.parse_ints(_RESOLUTION.value, "resolution"):
     res_config = config_at(config, resolution)
-    method = method_lib.get(res_config.method)
-    networks = method.build(res_config)
-    g_params = jax.jit(lambda key, n=networks, c=res_config: method.init_params(n, key, c)["g"])(
-        jax.random.key(0))
-    n_params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(g_params)))
+    method, networks, g_params = common.random_generator(res_config)
     renderer = method.renderer(networks, {"g": g_params}, res_config, chunk)
     frames = np.zeros((chunk, resolution, resolution, 3), np.uint8)  # BDMM reads no pixels
     source, driving = driving_annotations(chunk, resolution, int(res_config.bdmm.num_joints), rng)
@@ -96,21 +91,16 @@ def main(argv):
       _, outputs = renderer.step(carry, frames)
       return np.asarray(outputs["prediction"])  # the frames reach the host
 
-    case = {"resolution": resolution, "chunk": chunk, "g_params": n_params, "start": start,
+    case = {"resolution": resolution, "chunk": chunk, "g_params": common.count_params(g_params), "start": start,
             **common.time_case(call, _REPEATS.value, _WARMUP.value)}
     case["frames_per_s"] = chunk / case["call"]["median_s"]
     case["ms_per_frame"] = 1e3 * case["call"]["median_s"] / chunk
     cases.append(case)
     common.log(f"  {resolution}^2 chunk {chunk}: {case['frames_per_s']:.2f} frames/s "
                f"({case['ms_per_frame']:.0f} ms/frame)")
-  common.emit({
-      "benchmark": "bdmm_inference",
-      "environment": env,
-      "config": {"config_file": config_flags.get_config_filename(flags.FLAGS["config"]),
-                 "dtype": config.model.dtype,
-                 "params": "random init (speed does not depend on training)"},
-      "cases": cases,
-  }, _OUTPUT.value)
+  common.emit(common.inference_report(
+      "bdmm_inference", env, config, config_flags.get_config_filename(flags.FLAGS["config"]),
+      cases), _OUTPUT.value)
 
 
 if __name__ == "__main__":

@@ -353,6 +353,25 @@ def count_primitives(jaxpr, names: tuple[str, ...]) -> int:
   return total
 
 
+def random_generator(config) -> tuple[Any, Any, Any]:
+  """(method, networks, generator parameters) of `config`'s method, randomly initialised: the
+  inference benchmarks time the renderers, whose speed does not depend on training."""
+  from internet_jax import method as method_lib  # noqa: PLC0415 (as compiled_train_step)
+  method = method_lib.get(config.method)
+  networks = method.build(config)
+  init = jax.jit(lambda key: method.init_params(networks, key, config)["g"])
+  return method, networks, init(jax.random.key(0))
+
+
+def inference_report(benchmark: str, env: dict[str, Any], config, config_file: str | None,
+                     cases: list[dict[str, Any]]) -> dict[str, Any]:
+  """The JSON object an inference benchmark of randomly initialised networks prints."""
+  return {"benchmark": benchmark, "environment": env,
+          "config": {"config_file": config_file, "dtype": config.model.dtype,
+                     "params": "random init (speed does not depend on training)"},
+          "cases": cases}
+
+
 def count_params(tree) -> int:
   """Number of scalars in a pytree of arrays."""
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))

@@ -27,7 +27,6 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from internet_jax import method as method_lib  # noqa: E402
 from internet_jax.methods.d2g import renderer as d2g_renderer  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=False)
@@ -62,11 +61,8 @@ def main(argv):
   cases = []
   for resolution in common.parse_ints(_RESOLUTION.value, "resolution"):
     res_config = config_at(config, resolution)
-    method = method_lib.get(res_config.method)
-    networks = method.build(res_config)
-    g_params = jax.jit(lambda key, n=networks, c=res_config: method.init_params(n, key, c)["g"])(
-        jax.random.key(0))
-    n_params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(g_params)))
+    _, networks, g_params = common.random_generator(res_config)
+    n_params = common.count_params(g_params)
     for batch in common.parse_ints(_BATCH.value, "batch"):
       joints = rng.uniform(0, resolution - 1, (batch, res_config.d2g.num_joints, 2)).astype(
           np.float32)
@@ -83,14 +79,9 @@ def main(argv):
       case["ms_per_frame"] = 1e3 * case["call"]["median_s"] / batch
       cases.append(case)
       common.log(f"  {resolution}^2 batch {batch}: {case['ms_per_frame']:.1f} ms/frame")
-  common.emit({
-      "benchmark": "d2g_inference",
-      "environment": env,
-      "config": {"config_file": config_flags.get_config_filename(flags.FLAGS["config"]),
-                 "dtype": config.model.dtype,
-                 "params": "random init (speed does not depend on training)"},
-      "cases": cases,
-  }, _OUTPUT.value)
+  common.emit(common.inference_report(
+      "d2g_inference", env, config, config_flags.get_config_filename(flags.FLAGS["config"]),
+      cases), _OUTPUT.value)
 
 
 if __name__ == "__main__":
