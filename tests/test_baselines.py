@@ -182,6 +182,24 @@ def test_region_epe_splits_the_figure_by_the_renderers_part_names():
                                                        truth))
 
 
+def test_best_grid_motion_is_the_least_squares_fit_of_the_upsampled_grid():
+  # Reference: a dense least-squares solve written from the definition (bilinear, align corners,
+  # visible pixels only), on a random field with hidden pixels.
+  rng = np.random.default_rng(0)
+  size, base = 12, 4
+  truth = {"source_coords": rng.uniform(0, size - 1, (2, size, size, 2)).astype(np.float32),
+           "source_visible": rng.random((2, size, size)) < 0.7}
+  position = np.arange(size) * (base - 1) / (size - 1)
+  hat = np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(base)[None]))  # (size, base)
+  upsample = np.einsum("ia,jb->ijab", hat, hat).reshape(size * size, base * base)
+  fields = synthetic_gt.best_grid_motion(truth, base)
+  for t in range(2):
+    rows = truth["source_visible"][t].ravel()
+    target = truth["source_coords"][t].reshape(-1, 2) * 2.0 / (size - 1) - 1.0
+    expected = upsample @ np.linalg.lstsq(upsample[rows], target[rows], rcond=None)[0]
+    np.testing.assert_allclose(fields[t].reshape(-1, 2), expected, atol=1e-5)
+
+
 def test_best_grid_motion_is_exact_where_the_grid_can_hold_the_field():
   # A global translation is affine: bilinear upsampling of any grid holds it exactly.
   size, shift = 16, np.array([1.5, -0.5], np.float32)

@@ -220,14 +220,25 @@ def best_grid_motion(truth: dict, base: int) -> np.ndarray:
   `motion_pyramid`) fits the exact correspondence on all source-visible pixels. Its
   `motion_scores` are the floor of a model whose motion lives on that grid: structures thinner
   than a grid cell cannot move on their own."""
+  import scipy.linalg  # pylint: disable=g-import-not-at-top
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
   coords = np.asarray(truth["source_coords"], np.float64)
   num_frames, height, width = coords.shape[:3]
-  upsample = np.kron(_align_corners_upsampling(base, height), _align_corners_upsampling(base, width))
+  # Each pixel mixes at most 4 grid values, so the (S^2, base^2) upsampling is sparse and the
+  # normal equations are only base^2 x base^2 (a dense solve of 128^2 frames on a 32^2 grid
+  # would hold a 16384 x 1024 matrix per frame). Their minimum-norm solution (complete
+  # orthogonal factorisation, gelsy) is the least-squares one; grid values that no visible pixel
+  # touches stay 0.
+  upsample = sparse.csr_matrix(sparse.kron(_align_corners_upsampling(base, height),
+                                           _align_corners_upsampling(base, width)))
   target = coords * 2.0 / (np.array([width, height]) - 1.0) - 1.0  # normalised align-corners
   fields = []
   for t in range(num_frames):
     rows = np.asarray(truth["source_visible"][t], bool).ravel()
-    solution = np.linalg.lstsq(upsample[rows], target[t].reshape(-1, 2)[rows], rcond=None)[0]
+    visible = upsample[rows]
+    normal = (visible.T @ visible).toarray()
+    solution = scipy.linalg.lstsq(normal, visible.T @ target[t].reshape(-1, 2)[rows],
+                                  lapack_driver="gelsy")[0]
     fields.append((upsample @ solution).reshape(height, width, 2))
   return np.stack(fields).astype(np.float32)
 
