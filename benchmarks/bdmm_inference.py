@@ -91,7 +91,8 @@ def main(argv):
       _, outputs = renderer.step(carry, frames)
       return np.asarray(outputs["prediction"])  # the frames reach the host
 
-    case = {"resolution": resolution, "chunk": chunk, "g_params": common.count_params(g_params), "start": start,
+    case = {"resolution": resolution, "chunk": chunk, "g_params": common.count_params(g_params),
+            "start": start,
             **common.time_case(call, _REPEATS.value, _WARMUP.value)}
     case["frames_per_s"] = chunk / case["call"]["median_s"]
     case["ms_per_frame"] = 1e3 * case["call"]["median_s"] / chunk
