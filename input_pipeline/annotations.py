@@ -133,3 +133,32 @@ def require(annotations: Mapping[str, np.ndarray], keys: Iterable[str],
       raise DataError(f"{where}: no annotation {key!r} (has {have}); put it in the .npz beside "
                       "the video and prepare the dataset again")
   return {key: annotations[key] for key in keys}
+
+
+# Per-frame annotations in pixel coordinates that a left-right mirror of the frame (column j ->
+# W - 1 - j, i.e. x -> W - 1 - x) changes, and how.
+def _mirror_points(points: np.ndarray, width: int) -> np.ndarray:
+  mirrored = np.array(points, np.float32)
+  mirrored[..., 0] = (width - 1) - mirrored[..., 0]
+  return mirrored
+
+
+def _mirror_affine(affine: np.ndarray, width: int) -> np.ndarray:
+  # p = A u + b; the mirrored p' = diag(-1, 1) p + (W - 1, 0): negate A's x row, mirror b's x.
+  mirrored = np.array(affine, np.float32)
+  mirrored[..., 0, :2] *= -1.0
+  mirrored[..., 0, 2] = (width - 1) - mirrored[..., 0, 2]
+  return mirrored
+
+
+MIRRORS = {"joints": _mirror_points, "part_transforms": _mirror_affine}
+
+
+def mirror(key: str, value: np.ndarray, width: int) -> np.ndarray:
+  """Annotation `key` of a frame of width `width`, as it is in the frame mirrored left-right (the
+  training pipeline's horizontal flip). The part or joint order is kept: what was the left arm is
+  the right arm of the mirrored figure. A key without a known rule is a one-line ValueError."""
+  if key not in MIRRORS:
+    raise ValueError(f"config.data.horizontal_flip: the annotation {key!r} cannot be mirrored "
+                     f"(known: {', '.join(sorted(MIRRORS))}); set it to False")
+  return MIRRORS[key](value, width)

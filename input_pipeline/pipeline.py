@@ -13,6 +13,8 @@ Batch of the frame-pair example (per process, B = batch_size_per_process):
   source, driving, previous: uint8 (B, H, W, 3)   S, D_t, D_{t-1}
   flow: float32 (B, H, W, 2)                       f_t, normalised (x, y) displacement, t-1's grid
   flow_confidence: float32 (B, H, W, 1) in {0, 1}  Sundaram mask on t-1's grid
+  source_<key>, driving_<key>                      per-frame annotations of S and D_t, for the
+                                                   `annotation_keys` asked for (none by default)
 
 Chain (create_train_iterator): range(num_videos * num_repeats) -> shuffle (reseeded each epoch)
 -> repeat forever -> random_map(make example) -> per-process slice [process_index::process_count]
@@ -36,6 +38,7 @@ import cv2
 import grain
 import numpy as np
 
+from input_pipeline import annotations
 from input_pipeline import flow as flow_lib
 from input_pipeline import sources
 
@@ -206,7 +209,8 @@ def flip_example(example: Example) -> Example:
 
 def make_train_example(source: sources.VideoSource, video: int, rng: np.random.Generator,
                        params: ExampleParams, *, flip: bool | None = None,
-                       stats: StageTimes | None = STAGE_TIMES) -> Example:
+                       stats: StageTimes | None = STAGE_TIMES,
+                       annotation_keys: tuple[str, ...] = ()) -> Example:
   """One training example (unbatched; see the module docstring for the keys).
 
   Args:
@@ -218,6 +222,9 @@ def make_train_example(source: sources.VideoSource, video: int, rng: np.random.G
     flip: None draws the flip (p = 0.5 if params.horizontal_flip); True/False forces it. The coin
       is drawn either way, so forcing the flip does not change t or the jitter.
     stats: StageTimes to record decode/flow/augment seconds into (None: no timing).
+    annotation_keys: per-frame annotations (input_pipeline/annotations.py) of S and D_t the
+      example also carries, as "source_<key>" and "driving_<key>" (mirrored with the frames by
+      `annotations.mirror`).
   """
   timer = stats.time if stats is not None else (lambda stage: contextlib.nullcontext())
   num_frames = source.num_frames(video)
@@ -252,16 +259,22 @@ def make_train_example(source: sources.VideoSource, video: int, rng: np.random.G
     }
     if do_flip:
       example = flip_example(example)
+  for name, frame in (("source", 0), ("driving", t)) if annotation_keys else ():
+    found = sources.read_annotations(source, video, frame, annotation_keys)
+    for key, value in found.items():
+      value = np.asarray(value)
+      example[f"{name}_{key}"] = annotations.mirror(key, value, width) if do_flip else value
   if stats is not None:
     stats.count_example()
   return example
 
 
-def frame_pair_example_fn(data_config, force_flip: bool | None = None):
+def frame_pair_example_fn(data_config, force_flip: bool | None = None,
+                          annotation_keys: tuple[str, ...] = ()):
   """The frame-pair example of `make_train_example` with `config.data`'s settings, as the
   (source, video, rng) -> example function the chain runs (it pickles into grain workers)."""
   return functools.partial(make_train_example, params=ExampleParams.from_config(data_config),
-                           flip=force_flip)
+                           flip=force_flip, annotation_keys=tuple(annotation_keys))
 
 
 class ExampleTransform(grain.transforms.RandomMap):

@@ -88,12 +88,14 @@ class INTERnet(nn.Module):
     at the detector resolution)."""
     return self.detector(self._resized(image, self.detector_resolution))
 
-  def encode_source(self, source: jax.Array) -> dict[str, Any]:
+  def encode_source(self, source: jax.Array, anchors: dict | None = None) -> dict[str, Any]:
     """Everything that depends on the source only: dict(image (B, R, R, 3) float32, image_base
-    (B, h, w, 3), anchors (anchor dict), features (generator encoder features, base first))."""
+    (B, h, w, 3), anchors (anchor dict: `anchors` when given, else detected), features (generator
+    encoder features, base first))."""
     return {"image": source.astype(jnp.float32),
             "image_base": self._resized(source, self.config.base_resolution),
-            "anchors": self.detect_anchors(source), "features": self.generator.encode(source)}
+            "anchors": self.detect_anchors(source) if anchors is None else anchors,
+            "features": self.generator.encode(source)}
 
   def generate(self, source_encoding: dict[str, Any], driving_anchors: dict[str, jax.Array],
                return_sparse_deformed: bool = False) -> dict[str, Any]:
@@ -134,7 +136,13 @@ class INTERnet(nn.Module):
     return outputs
 
   def __call__(self, source: jax.Array, driving: jax.Array,
-               return_sparse_deformed: bool = False) -> dict[str, Any]:
-    """source, driving (B, R, R, 3) in [0, 1] -> `generate`'s outputs (D_t reconstructed from S)."""
-    return self.generate(self.encode_source(source), self.detect_anchors(driving),
+               return_sparse_deformed: bool = False,
+               anchors: tuple[dict, dict] | None = None) -> dict[str, Any]:
+    """source, driving (B, R, R, 3) in [0, 1] -> `generate`'s outputs (D_t reconstructed from S).
+    `anchors`: (source anchors, driving anchors) to use instead of detecting them
+    (`motion.part_anchors`)."""
+    source_anchors, driving_anchors = (None, None) if anchors is None else anchors
+    if driving_anchors is None:
+      driving_anchors = self.detect_anchors(driving)
+    return self.generate(self.encode_source(source, source_anchors), driving_anchors,
                          return_sparse_deformed=return_sparse_deformed)

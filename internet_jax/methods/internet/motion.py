@@ -6,6 +6,8 @@ align-corners, and motion fields are backward (driving-frame pixel -> source pos
 
 * `AnchorDetector`: motion anchors K_k (expected coordinates of K spatial-softmax heatmaps) and
   their local 2x2 Jacobians J_k (FOMM keypoint detector).
+* `part_anchors`: anchors from known part motions (a diagnostic: the synthetic ground truth in
+  place of the detector).
 * `DenseMotion`: local affine motions T_k(z) = K_k^s + J_k^s (J_k^d)^-1 (z - K_k^d) plus an identity
   background motion, composed with soft weights, F^0 = sum_k w_k T_k (Eq. 5), and the intrinsic
   confidence map M^0 from one more layer on the same last feature map (Sec. 3.2).
@@ -102,6 +104,21 @@ def sparse_motions(height: int, width: int, source: dict, driving: dict) -> jax.
   local = kp_s[:, None, None] + jnp.einsum("bkij,bhwkj->bhwki", affine, offset)
   background = jnp.broadcast_to(grid[:, :, None, :], local.shape[:3] + (1, 2))
   return jnp.concatenate([background, local], axis=3)
+
+
+def part_anchors(part_transforms: jax.Array, size: int) -> dict[str, jax.Array]:
+  """Anchors from known per-part affine maps: the diagnostic upper bound of the detector.
+
+  part_transforms: (..., K, 2, 3) float, part-local -> pixel maps [A | b] of a size x size frame
+  (p = A u + b, the synthetic renderer's "part_transforms"). Anchor k is part k's local origin b
+  (its proximal joint) and J_k its linear map A, both in normalised coordinates (x_n = s x - 1,
+  s = 2 / (size - 1)). Then `sparse_motions`' T_k(z) = K^s + J^s (J^d)^-1 (z - K^d) is exactly
+  M_s M_d^-1 z, part k's true motion from the driving into the source frame (the scale s cancels
+  in J^s (J^d)^-1). Returns dict(value (..., K, 2), jacobian (..., K, 2, 2)), float32.
+  """
+  affine = jnp.asarray(part_transforms, jnp.float32)
+  scale = 2.0 / (size - 1)
+  return {"value": affine[..., 2] * scale - 1.0, "jacobian": affine[..., :2] * scale}
 
 
 def anchor_gaussians(anchors: jax.Array, height: int, width: int, variance: float) -> jax.Array:

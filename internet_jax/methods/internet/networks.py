@@ -12,9 +12,13 @@ import ml_collections
 
 from internet_jax import config_checks
 from internet_jax.methods.internet import generator as generator_lib
+from internet_jax.methods.internet import motion as motion_lib
 from internet_jax.methods.internet.discriminator import MultiScaleDiscriminator
 from internet_jax.methods.internet.model import INTERnet, parse_dtype
 from internet_jax.models import vgg
+
+
+PART_TRANSFORMS = "part_transforms"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +57,33 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
                        f"2^{model.motion[field]}")
   config_checks.require_choice(config, "model.generator.skip_mode", generator_lib.SKIP_MODES,
                                "mode")
+  config_checks.require(anchor_source(model) in ANCHOR_SOURCES, "model.motion.anchors",
+                        f"unknown anchor source {anchor_source(model)!r}; known: "
+                        f"{', '.join(ANCHOR_SOURCES)}")
   parse_dtype(model.dtype)
+
+
+# Where the anchors come from (config.model.motion.anchors): the detector, or the per-part affine
+# maps of the data's annotations (`motion.part_anchors`, a diagnostic on the synthetic set).
+ANCHOR_SOURCES = ("detector", PART_TRANSFORMS)
+
+
+def anchor_source(model_config) -> str:
+  return model_config.motion.get("anchors", "detector")  # older checkpoints lack the field
+
+
+def annotation_keys(model_config) -> tuple[str, ...]:
+  """The per-frame annotations the model reads of the source and every driving frame."""
+  return (PART_TRANSFORMS,) if anchor_source(model_config) == PART_TRANSFORMS else ()
+
+
+def given_anchors(model_config, annotations: dict, resolution: int) -> tuple[dict, dict] | None:
+  """(source anchors, driving anchors) from the "source_<key>" / "driving_<key>" annotations of
+  a batch, or None when the model detects its anchors."""
+  if anchor_source(model_config) != PART_TRANSFORMS:
+    return None
+  return tuple(motion_lib.part_anchors(annotations[f"{name}_{PART_TRANSFORMS}"], resolution)
+               for name in ("source", "driving"))
 
 
 def uses_vgg(loss_config) -> bool:
@@ -99,6 +129,9 @@ def motion_field(nets: Networks, params: dict, source: jax.Array, driving: jax.A
   """`Method.motion_field`: the top of the motion pyramid, `motion_full` (the dense motion of
   Eq. 5 refined at every decoder scale), which warps the source into the driving frame's pose
   (absolute motion: the driving frame's own anchors)."""
+  if annotation_keys(nets.config.model):
+    raise ValueError("config.model.motion.anchors: this model reads its anchors from per-frame "
+                     "annotations, so it cannot estimate motion from pixels alone")
   return nets.generator.apply(params["g"], source, driving)["motion_full"]
 
 
@@ -107,6 +140,11 @@ def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
   with a leading batch axis."""
   r = config.data.resolution
   uint8 = lambda: jax.ShapeDtypeStruct((batch_size, r, r, 3), jnp.uint8)  # noqa: E731
-  return {"source": uint8(), "driving": uint8(), "previous": uint8(),
-          "flow": jax.ShapeDtypeStruct((batch_size, r, r, 2), jnp.float32),
-          "flow_confidence": jax.ShapeDtypeStruct((batch_size, r, r, 1), jnp.float32)}
+  shapes = {"source": uint8(), "driving": uint8(), "previous": uint8(),
+            "flow": jax.ShapeDtypeStruct((batch_size, r, r, 2), jnp.float32),
+            "flow_confidence": jax.ShapeDtypeStruct((batch_size, r, r, 1), jnp.float32)}
+  for key in annotation_keys(config.model):  # part_transforms: (K, 2, 3) per frame
+    for name in ("source", "driving"):
+      shapes[f"{name}_{key}"] = jax.ShapeDtypeStruct(
+          (batch_size, config.model.num_anchors, 2, 3), jnp.float32)
+  return shapes

@@ -77,7 +77,8 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
   g_params, d_params = params["g"], params["d"]
   images = method_lib.to_float_images(batch)
   source, driving = images["source"], images["driving"]
-  outputs = generator.apply(g_params, source, driving)
+  given = networks.given_anchors(config.model, batch, config.data.resolution)
+  outputs = generator.apply(g_params, source, driving, anchors=given)
   prediction = outputs["prediction"]
   batch_size = prediction.shape[0]
 
@@ -110,7 +111,9 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
   tps_keys = jax.random.split(key, batch_size)
   tps = jax.vmap(lambda k: geometry.random_tps(k, config.loss.tps_sigma_affine,
                                                config.loss.tps_sigma_tps, config.loss.tps_points))(tps_keys)
-  need_equivariance = weights["equivariance_value"] > 0 or weights["equivariance_jacobian"] > 0
+  # Given anchors (model.motion.anchors) leave the detector out of the loss: nothing to equivary.
+  need_equivariance = given is None and (weights["equivariance_value"] > 0
+                                         or weights["equivariance_jacobian"] > 0)
   transformed_anchors = None
   if need_equivariance:
     transformed = jax.vmap(geometry.tps_warp_image)(tps, driving)

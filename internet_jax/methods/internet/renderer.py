@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from input_pipeline.video_io import DataError
 from internet_jax import geometry, inference, visualize
 from internet_jax import method as method_lib
+from internet_jax.methods.internet import networks
 
 def adapt_scale_factor(source_values: Any, initial_values: Any) -> float:
   """sqrt(area of the convex hull of the source anchors) / sqrt(area of the first driving
@@ -85,8 +87,8 @@ def _as_float(images: Any) -> jax.Array:
 # Module-level jits with the (hashable) generator as a static argument: every renderer of the same
 # model shares one compilation, e.g. the ones training creates at each evaluation.
 @functools.partial(jax.jit, static_argnums=0)
-def _encode_source(generator, params, source):
-  return generator.apply(params, source, method="encode_source")
+def _encode_source(generator, params, source, anchors=None):
+  return generator.apply(params, source, anchors, method="encode_source")
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -95,8 +97,9 @@ def _detect_anchors(generator, params, images):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(generator, params, encoding, driving, reference):
-  anchors = generator.apply(params, driving, method="detect_anchors")
+def _generate(generator, params, encoding, driving, reference, anchors=None):
+  if anchors is None:
+    anchors = generator.apply(params, driving, method="detect_anchors")
   if reference is not None:
     anchors = relative_anchors(encoding["anchors"], anchors, reference["initial"],
                                reference["scale"])
@@ -106,8 +109,8 @@ def _generate(generator, params, encoding, driving, reference):
 
 
 class InternetRenderer(inference.Renderer):
-  """Jitted `encode_source` once per source + batched `generate` per chunk. The carry is
-  (source encoding, relative-motion reference or None); it does not change across chunks."""
+  """Jitted `encode_source` once per source + batched `generate` per chunk (see `start` for the
+  carry)."""
 
   # The --visualize panels, left to right (the INTERnet paper, Figs. 7-8).
   panel_names = ("source", "driving", "output", "anchors", "motion", "confidence")
@@ -118,10 +121,25 @@ class InternetRenderer(inference.Renderer):
     self.generator = generator
     # On the device once: host (numpy) parameters would be copied again at every call.
     self.params = jax.device_put(params)
+    # With model.motion.anchors = "part_transforms" the anchors come from the annotations.
+    self.annotation_keys = networks.annotation_keys(generator.config)
 
-  def encode(self, source: np.ndarray) -> Any:
-    """source: uint8 (H, W, 3) at the model resolution -> the source encoding (batch 1)."""
-    return _encode_source(self.generator, self.params, _as_float(source)[None])
+  def encode(self, source: np.ndarray, anchors: dict | None = None) -> Any:
+    """source: uint8 (H, W, 3) at the model resolution -> the source encoding (batch 1), with
+    the given (batch-1) anchors or detected ones."""
+    return _encode_source(self.generator, self.params, _as_float(source)[None], anchors)
+
+  def _given_anchors(self, annotations: dict) -> tuple[dict, dict]:
+    """(source anchors (batch 1), driving anchors of every frame) from `annotations=`."""
+    key = self.annotation_keys[0]
+    stacked = {"source_" + key: np.asarray(annotations["source"][key], np.float32)[None],
+               "driving_" + key: np.stack([np.asarray(frame[key], np.float32)
+                                           for frame in annotations["driving"]])}
+    count = self.generator.config.num_anchors
+    if stacked["source_" + key].shape[1:] != (count, 2, 3):
+      raise DataError(f"annotation {key!r} is {stacked['source_' + key].shape[1:]}, the model "
+                      f"has model.num_anchors {count} (expected ({count}, 2, 3))")
+    return networks.given_anchors(self.generator.config, stacked, self.resolution)
 
   def motion_reference(self, encoding: Any, first_frame: np.ndarray, *, relative: bool,
                        adapt_scale: bool = False) -> dict | None:
@@ -137,14 +155,34 @@ class InternetRenderer(inference.Renderer):
                                 np.asarray(initial["value"])) if adapt_scale else 1.0)
     return {"initial": initial, "scale": jnp.float32(scale)}
 
-  def start(self, source, first_driving, *, relative: bool = False, adapt_scale: bool = False):
-    encoding = self.encode(source)
-    return encoding, self.motion_reference(encoding, first_driving, relative=relative,
-                                           adapt_scale=adapt_scale)
+  def start(self, source, first_driving, *, relative: bool = False, adapt_scale: bool = False,
+            annotations: dict | None = None):
+    """The carry: (source encoding, relative-motion reference or None, the driving anchors of
+    every frame or None, the index of the next frame)."""
+    if not self.annotation_keys:
+      encoding = self.encode(source)
+      return (encoding, self.motion_reference(encoding, first_driving, relative=relative,
+                                              adapt_scale=adapt_scale), None, 0)
+    if annotations is None:
+      raise ValueError("this model reads its anchors from annotations: pass annotations=")
+    if relative:
+      raise ValueError("relative motion needs detected anchors; this model reads them from "
+                       "annotations")
+    source_anchors, driving_anchors = self._given_anchors(annotations)
+    return self.encode(source, source_anchors), None, driving_anchors, 0
 
   def step(self, carry, chunk):
-    encoding, reference = carry
-    return carry, _generate(self.generator, self.params, encoding, _as_float(chunk), reference)
+    encoding, reference, given, start = carry
+    anchors = None
+    if given is not None:  # pad the last chunk by its last frame, as `render_chunk` does
+      count = len(given["value"])
+      if start >= count:
+        raise DataError(f"the driving video has more frames than its {count} annotated ones")
+      index = np.minimum(np.arange(start, start + self.batch_size), count - 1)
+      anchors = jax.tree.map(lambda x: x[index], given)
+    outputs = _generate(self.generator, self.params, encoding, _as_float(chunk), reference,
+                        anchors)
+    return (encoding, reference, given, start + self.batch_size), outputs
 
   def panels(self, source: np.ndarray, fetched: dict) -> list[np.ndarray]:
     """source | driving | output | anchors | motion field coloured by anchor | confidence map.
@@ -176,6 +214,7 @@ def summary_images(nets, params: dict, batch: dict[str, np.ndarray], count: int 
   coloured by anchor | confidence}, one row per example of the first `count`."""
   images = {k: jnp.asarray(v[:count]) for k, v in batch.items()}
   floats = method_lib.to_float_images(images)
+  given = networks.given_anchors(nets.generator.config, images, nets.generator.resolution)
   outputs = jax.device_get(jax.jit(nets.generator.apply)(params["g"], floats["source"],
-                                                          floats["driving"]))
+                                                          floats["driving"], anchors=given))
   return {"summary": visualize.training_summary(jax.device_get(images), outputs)}
