@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -58,11 +59,19 @@ def write_npz(file, arrays: Mapping[str, np.ndarray]) -> None:
 NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error)
 
 
+# NumPy parses every .npy header with ast.literal_eval, and CPython 3.11's AST constructor keeps
+# its recursion depth per interpreter, not per thread: two threads parsing at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython issue 106905; seen here
+# with Python 3.11.7 after ~2000 steps of a training run reading annotations with 2 read
+# threads). One reader at a time.
+_NPZ_LOCK = threading.Lock()
+
+
 def read_npz(file, where: str) -> dict[str, np.ndarray]:
   """All arrays of an .npz (path or bytes-like file object); a DataError naming `where` if it is
-  not a readable npz of plain arrays."""
+  not a readable npz of plain arrays. Thread-safe: one thread reads at a time (`_NPZ_LOCK`)."""
   try:
-    with np.load(file, allow_pickle=False) as archive:
+    with _NPZ_LOCK, np.load(file, allow_pickle=False) as archive:
       return {key: archive[key] for key in archive.files}
   except NPZ_ERRORS as error:
     raise DataError(f"{where}: not a readable .npz of arrays ({video_io.one_line(error)})"

@@ -1,4 +1,7 @@
 """Per-frame annotations: the .npz rules, the TFDS builder storing them, the sources serving them."""
+import threading
+import time
+
 import ml_collections
 import numpy as np
 import pytest
@@ -57,6 +60,33 @@ def test_frame_bytes_round_trip_and_corrupt_file(tmp_path):
   with pytest.raises(video_io.DataError, match=f"^{bad}: not a readable .npz"):
     annotations.load_video_annotations(tmp_path / "v.mp4", 3)
   assert annotations.load_video_annotations(tmp_path / "w.mp4", 3) is None
+
+
+def test_npz_files_are_read_one_thread_at_a_time(monkeypatch):
+  """NumPy parses .npy headers with ast.literal_eval, which CPython 3.11 cannot run in two
+  threads at once (a spurious SystemError): the readers of the training pipeline must not
+  overlap inside np.load."""
+  data = annotations.encode_frame(annotations.split_per_frame(_arrays(3), 3, "x")[1])
+  inside, most, lock = [0], [0], threading.Lock()
+  real_load = np.load
+
+  def slow_load(*args, **kwargs):
+    with lock:
+      inside[0] += 1
+      most[0] = max(most[0], inside[0])
+    time.sleep(0.02)  # long enough for the other threads to arrive
+    with lock:
+      inside[0] -= 1
+    return real_load(*args, **kwargs)
+
+  monkeypatch.setattr(np, "load", slow_load)
+  threads = [threading.Thread(target=annotations.decode_frame, args=(data, "x"))
+             for _ in range(4)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert most[0] == 1
 
 
 def test_in_memory_source_and_missing_key_message():
