@@ -64,9 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
       detector_resolution=0,
       estimate_jacobian=True,
       # Where the anchors come from: "detector" (the paper), or "part_transforms", a diagnostic
-      # for data with known per-part affine motion (the synthetic set): anchor k and its
-      # Jacobian are part k's exact motion (methods/internet/motion.py part_anchors), so
-      # model.num_anchors must equal the number of parts (11) and the equivariance terms idle.
+      # on the synthetic set, whose annotations hold each part's affine map: anchor k sits at
+      # part k's centre and its Jacobian is the part's map, so that T_k is the part's exact
+      # motion (methods/internet/motion.py part_anchors); model.num_anchors must equal the
+      # number of parts (11), and the equivariance terms idle.
       anchors="detector",
       # Dense-motion U-Net, FOMM dense_motion_params: 64, 1024, 5 blocks, kp_variance 0.01.
       block_expansion=64,

@@ -154,6 +154,24 @@ JOINT_NAMES = (
     "shoulder_left", "elbow_left", "wrist_left", "shoulder_right", "elbow_right", "wrist_right",
     "hip_left", "knee_left", "ankle_left", "hip_right", "knee_right", "ankle_right",
 )
+# For each part (PART_NAMES order), two joints whose midpoint is a point of the part itself: fixed
+# in the part's local coordinates, so it moves exactly with the part (an affine map keeps
+# midpoints). The middle of each limb's bone, of the torso, the head's centre, the pelvis.
+PART_CENTRE_JOINTS = (
+    ("head", "head"), ("neck", "pelvis"), ("pelvis", "pelvis"),
+    ("shoulder_left", "elbow_left"), ("elbow_left", "wrist_left"),
+    ("shoulder_right", "elbow_right"), ("elbow_right", "wrist_right"),
+    ("hip_left", "knee_left"), ("knee_left", "ankle_left"),
+    ("hip_right", "knee_right"), ("knee_right", "ankle_right"),
+)
+
+
+def part_centres(joints):
+  """(..., J, 2) joints in JOINT_NAMES order -> (..., P, 2) the PART_CENTRE_JOINTS midpoints
+  (numpy or jax arrays alike)."""
+  first = [JOINT_NAMES.index(a) for a, _ in PART_CENTRE_JOINTS]
+  second = [JOINT_NAMES.index(b) for _, b in PART_CENTRE_JOINTS]
+  return (joints[..., first, :] + joints[..., second, :]) * 0.5
 TEXTURE_FAMILIES = ("plain", "stripes", "checks", "dots", "noise", "plaid")
 BACKGROUNDS = ("studio", "textured", "mixed")
 VIDEO_FORMATS = ("png", "mp4")

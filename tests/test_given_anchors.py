@@ -27,10 +27,29 @@ def _homogeneous(affine):
   return np.vstack([np.asarray(affine, np.float64), [0.0, 0.0, 1.0]])
 
 
+def test_part_centres_are_fixed_points_of_their_parts(video):
+  """Mapped back into part-local coordinates (A^-1 (p - b)), each centre is the same point in
+  every frame: it moves exactly with its part."""
+  transforms = video["part_transforms"].astype(np.float64)
+  centres = synthetic.part_centres(video["joints"].astype(np.float64))
+  assert centres.shape == (FRAMES, PARTS, 2)
+  local = np.einsum("tkij,tkj->tki", np.linalg.inv(transforms[..., :2]),
+                    centres - transforms[..., 2])
+  np.testing.assert_allclose(local, np.broadcast_to(local[:1], local.shape), atol=1e-5)
+  # The middle of the left forearm's bone: between elbow and wrist.
+  joints = dict(zip(synthetic.JOINT_NAMES, video["joints"][3]))
+  np.testing.assert_allclose(centres[3, synthetic.PART_NAMES.index("lower_arm_left")],
+                             (joints["elbow_left"] + joints["wrist_left"]) / 2, atol=1e-5)
+
+
+def _anchors(video, frame):
+  return motion.part_anchors(video["part_transforms"][frame][None],
+                             synthetic.part_centres(video["joints"][frame])[None], SIZE)
+
+
 def test_part_anchors_make_each_sparse_motion_the_parts_exact_motion(video):
   transforms = video["part_transforms"]
-  source = motion.part_anchors(transforms[0][None], SIZE)
-  driving = motion.part_anchors(transforms[5][None], SIZE)
+  source, driving = _anchors(video, 0), _anchors(video, 5)
   motions = np.asarray(motion.sparse_motions(SIZE, SIZE, source, driving))[0]
   # Pixel (x, y) of the driving frame -> the same point of part k in the source frame:
   # M_0,k M_5,k^-1 (homogeneous 3x3 maps), in pixels, then normalised (align corners).
@@ -60,9 +79,16 @@ def test_mirrored_annotations_are_those_of_the_mirrored_frame(video):
     annotations.mirror("uv", video["uv"][2], width)
 
 
+KEYS = ("part_transforms", "joints")
+
+
 def _source(video):
   return sources.InMemoryVideoSource([video["frames"]], ["v"],
-                                     [{"part_transforms": video["part_transforms"]}])
+                                     [{key: video[key] for key in KEYS}])
+
+
+def _per_frame(video, keys=KEYS):
+  return [{key: video[key][t] for key in keys} for t in range(FRAMES)]
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -70,7 +96,7 @@ def test_the_training_example_carries_the_annotations_of_source_and_driving(vide
   data = model_config().data
   data.min_driving_offset = 2
   data.color_jitter.hue = 0.0  # the frames as rendered, so that t can be found by matching
-  make = pipeline.frame_pair_example_fn(data, force_flip=flip, annotation_keys=("part_transforms",))
+  make = pipeline.frame_pair_example_fn(data, force_flip=flip, annotation_keys=KEYS)
   plain = pipeline.frame_pair_example_fn(data, force_flip=False)
   for seed in range(3):
     example = make(_source(video), 0, np.random.default_rng(seed))
@@ -80,10 +106,13 @@ def test_the_training_example_carries_the_annotations_of_source_and_driving(vide
     assert len(t) == 1
     for name, frame in (("source", 0), ("driving", t[0])):
       expected = video["part_transforms"][frame].copy()
-      if flip:  # x -> W - 1 - x: the x row of A negated, b_x mirrored
+      joints = video["joints"][frame].copy()
+      if flip:  # x -> W - 1 - x: the x row of A negated, b_x and the joints' x mirrored
         expected[:, 0, :2] *= -1
         expected[:, 0, 2] = SIZE - 1 - expected[:, 0, 2]
+        joints[:, 0] = SIZE - 1 - joints[:, 0]
       np.testing.assert_allclose(example[f"{name}_part_transforms"], expected, atol=1e-5)
+      np.testing.assert_allclose(example[f"{name}_joints"], joints, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +135,8 @@ def test_the_loss_leaves_the_detector_out_and_trains_the_dense_motion(given_mode
            "previous": video["frames"][None, 4],
            "flow": np.zeros((1, SIZE, SIZE, 2), np.float32),
            "flow_confidence": np.ones((1, SIZE, SIZE, 1), np.float32),
-           "source_part_transforms": video["part_transforms"][None, 0],
-           "driving_part_transforms": video["part_transforms"][None, 5]}
+           **{f"{name}_{key}": video[key][None, frame] for key in KEYS
+              for name, frame in (("source", 0), ("driving", 5))}}
   assert {k: v.shape for k, v in batch.items()} == {
       k: v.shape for k, v in networks.batch_shapes(config, 1).items()}
   grads = jax.grad(lambda g: objective.loss_fn(nets, {"g": g, "d": params["d"]}, {}, batch,
@@ -120,15 +149,17 @@ def test_the_loss_leaves_the_detector_out_and_trains_the_dense_motion(given_mode
 def test_the_renderer_reads_the_anchors_from_the_annotations(given_model, video):
   config, nets, params = given_model
   renderer = method.get("internet").renderer(nets, {"g": params["g"]}, config, 3)
-  assert renderer.annotation_keys == ("part_transforms",)
+  assert renderer.annotation_keys == KEYS
   frames = video["frames"]
-  per_frame = [{"part_transforms": video["part_transforms"][t]} for t in range(FRAMES)]
+  per_frame = _per_frame(video)
   options = inference.annotation_options(renderer, per_frame[0], per_frame, "video v")
   output = renderer.animate(frames[0], frames, **options)
   # The same frames through the model with the anchors made directly from the annotations.
   floats = jnp.asarray(frames, jnp.float32) / 255.0
-  anchors = (motion.part_anchors(np.repeat(video["part_transforms"][:1], FRAMES, 0), SIZE),
-             motion.part_anchors(video["part_transforms"], SIZE))
+  centres = synthetic.part_centres(video["joints"])
+  anchors = (motion.part_anchors(np.repeat(video["part_transforms"][:1], FRAMES, 0),
+                                 np.repeat(centres[:1], FRAMES, 0), SIZE),
+             motion.part_anchors(video["part_transforms"], centres, SIZE))
   direct = nets.generator.apply(params["g"], jnp.repeat(floats[:1], FRAMES, 0), floats,
                                 anchors=anchors)["prediction"]
   # Equal up to the rounding to uint8 of float differences (jit, batch sizes).
@@ -149,8 +180,10 @@ def test_the_renderer_reads_the_anchors_from_the_annotations(given_model, video)
 def test_a_wrong_part_count_or_anchor_source_is_one_line(given_model, video):
   config, nets, params = given_model
   renderer = method.get("internet").renderer(nets, {"g": params["g"]}, config, 2)
-  short = [{"part_transforms": video["part_transforms"][t, :4]} for t in range(FRAMES)]
-  with pytest.raises(DataError, match=r"model.num_anchors 11 \(expected \(11, 2, 3\)\)"):
+  short = [{"part_transforms": video["part_transforms"][t, :4], "joints": video["joints"][t]}
+           for t in range(FRAMES)]
+  with pytest.raises(DataError, match=r"'part_transforms' is \(4, 2, 3\), this model reads "
+                     r"\(11, 2, 3\)"):
     renderer.animate(video["frames"][0], video["frames"], **inference.annotation_options(
         renderer, short[0], short, "video v"))
   bad = copy.deepcopy(config)

@@ -106,19 +106,21 @@ def sparse_motions(height: int, width: int, source: dict, driving: dict) -> jax.
   return jnp.concatenate([background, local], axis=3)
 
 
-def part_anchors(part_transforms: jax.Array, size: int) -> dict[str, jax.Array]:
+def part_anchors(part_transforms: jax.Array, centres: jax.Array, size: int) -> dict[str, jax.Array]:
   """Anchors from known per-part affine maps: the diagnostic upper bound of the detector.
 
   part_transforms: (..., K, 2, 3) float, part-local -> pixel maps [A | b] of a size x size frame
-  (p = A u + b, the synthetic renderer's "part_transforms"). Anchor k is part k's local origin b
-  (its proximal joint) and J_k its linear map A, both in normalised coordinates (x_n = s x - 1,
-  s = 2 / (size - 1)). Then `sparse_motions`' T_k(z) = K^s + J^s (J^d)^-1 (z - K^d) is exactly
-  M_s M_d^-1 z, part k's true motion from the driving into the source frame (the scale s cancels
-  in J^s (J^d)^-1). Returns dict(value (..., K, 2), jacobian (..., K, 2, 2)), float32.
+  (p = A u + b, the synthetic renderer's "part_transforms"); centres: (..., K, 2) pixel (x, y) of
+  one point of each part that is fixed in its local coordinates (`synthetic.part_centres`).
+  Anchor k is part k's centre and J_k its linear map A, both in normalised coordinates
+  (x_n = s x - 1, s = 2 / (size - 1)). Then `sparse_motions`' T_k(z) = K^s + J^s (J^d)^-1 (z - K^d)
+  is exactly M_s M_d^-1 z, part k's true motion from the driving into the source frame (the
+  scale s cancels in J^s (J^d)^-1). Returns dict(value (..., K, 2), jacobian (..., K, 2, 2)),
+  float32.
   """
-  affine = jnp.asarray(part_transforms, jnp.float32)
   scale = 2.0 / (size - 1)
-  return {"value": affine[..., 2] * scale - 1.0, "jacobian": affine[..., :2] * scale}
+  return {"value": jnp.asarray(centres, jnp.float32) * scale - 1.0,
+          "jacobian": jnp.asarray(part_transforms, jnp.float32)[..., :2] * scale}
 
 
 def anchor_gaussians(anchors: jax.Array, height: int, width: int, variance: float) -> jax.Array:

@@ -10,15 +10,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from input_pipeline import synthetic
 from internet_jax import config_checks
 from internet_jax.methods.internet import generator as generator_lib
 from internet_jax.methods.internet import motion as motion_lib
 from internet_jax.methods.internet.discriminator import MultiScaleDiscriminator
 from internet_jax.methods.internet.model import INTERnet, parse_dtype
 from internet_jax.models import vgg
-
-
-PART_TRANSFORMS = "part_transforms"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +27,40 @@ class Networks:
   discriminator: nn.Module
   vgg: nn.Module | None
   config: ml_collections.FrozenConfigDict
+
+
+PART_TRANSFORMS = "part_transforms"
+# Where the anchors come from (config.model.motion.anchors): the detector, or the per-part affine
+# maps of the data's annotations (`motion.part_anchors`, a diagnostic on the synthetic set).
+ANCHOR_SOURCES = ("detector", PART_TRANSFORMS)
+
+
+def anchor_source(model_config) -> str:
+  return model_config.motion.get("anchors", "detector")  # older checkpoints lack the field
+
+
+def annotation_keys(model_config) -> tuple[str, ...]:
+  """The per-frame annotations the model reads of the source and every driving frame: the
+  synthetic renderer's part maps and joints (the anchors sit at `synthetic.part_centres`)."""
+  return (PART_TRANSFORMS, "joints") if anchor_source(model_config) == PART_TRANSFORMS else ()
+
+
+def annotation_shapes(model_config) -> dict[str, tuple[int, ...]]:
+  """The per-frame shape of each of `annotation_keys`."""
+  shapes = {PART_TRANSFORMS: (model_config.num_anchors, 2, 3),
+            "joints": (len(synthetic.JOINT_NAMES), 2)}
+  return {key: shapes[key] for key in annotation_keys(model_config)}
+
+
+def given_anchors(model_config, annotations: dict, resolution: int) -> tuple[dict, dict] | None:
+  """(source anchors, driving anchors) from the "source_<key>" / "driving_<key>" annotations of
+  a batch, or None when the model detects its anchors."""
+  if anchor_source(model_config) != PART_TRANSFORMS:
+    return None
+  return tuple(motion_lib.part_anchors(annotations[f"{name}_{PART_TRANSFORMS}"],
+                                       synthetic.part_centres(annotations[f"{name}_joints"]),
+                                       resolution)
+               for name in ("source", "driving"))
 
 
 def validate_model(config: ml_collections.ConfigDict) -> None:
@@ -61,29 +93,6 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
                         f"unknown anchor source {anchor_source(model)!r}; known: "
                         f"{', '.join(ANCHOR_SOURCES)}")
   parse_dtype(model.dtype)
-
-
-# Where the anchors come from (config.model.motion.anchors): the detector, or the per-part affine
-# maps of the data's annotations (`motion.part_anchors`, a diagnostic on the synthetic set).
-ANCHOR_SOURCES = ("detector", PART_TRANSFORMS)
-
-
-def anchor_source(model_config) -> str:
-  return model_config.motion.get("anchors", "detector")  # older checkpoints lack the field
-
-
-def annotation_keys(model_config) -> tuple[str, ...]:
-  """The per-frame annotations the model reads of the source and every driving frame."""
-  return (PART_TRANSFORMS,) if anchor_source(model_config) == PART_TRANSFORMS else ()
-
-
-def given_anchors(model_config, annotations: dict, resolution: int) -> tuple[dict, dict] | None:
-  """(source anchors, driving anchors) from the "source_<key>" / "driving_<key>" annotations of
-  a batch, or None when the model detects its anchors."""
-  if anchor_source(model_config) != PART_TRANSFORMS:
-    return None
-  return tuple(motion_lib.part_anchors(annotations[f"{name}_{PART_TRANSFORMS}"], resolution)
-               for name in ("source", "driving"))
 
 
 def uses_vgg(loss_config) -> bool:
@@ -143,8 +152,7 @@ def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
   shapes = {"source": uint8(), "driving": uint8(), "previous": uint8(),
             "flow": jax.ShapeDtypeStruct((batch_size, r, r, 2), jnp.float32),
             "flow_confidence": jax.ShapeDtypeStruct((batch_size, r, r, 1), jnp.float32)}
-  for key in annotation_keys(config.model):  # part_transforms: (K, 2, 3) per frame
+  for key, shape in annotation_shapes(config.model).items():
     for name in ("source", "driving"):
-      shapes[f"{name}_{key}"] = jax.ShapeDtypeStruct(
-          (batch_size, config.model.num_anchors, 2, 3), jnp.float32)
+      shapes[f"{name}_{key}"] = jax.ShapeDtypeStruct((batch_size,) + shape, jnp.float32)
   return shapes

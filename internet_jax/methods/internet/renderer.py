@@ -131,14 +131,15 @@ class InternetRenderer(inference.Renderer):
 
   def _given_anchors(self, annotations: dict) -> tuple[dict, dict]:
     """(source anchors (batch 1), driving anchors of every frame) from `annotations=`."""
-    key = self.annotation_keys[0]
-    stacked = {"source_" + key: np.asarray(annotations["source"][key], np.float32)[None],
-               "driving_" + key: np.stack([np.asarray(frame[key], np.float32)
-                                           for frame in annotations["driving"]])}
-    count = self.generator.config.num_anchors
-    if stacked["source_" + key].shape[1:] != (count, 2, 3):
-      raise DataError(f"annotation {key!r} is {stacked['source_' + key].shape[1:]}, the model "
-                      f"has model.num_anchors {count} (expected ({count}, 2, 3))")
+    stacked = {}
+    for key, shape in networks.annotation_shapes(self.generator.config).items():
+      source = np.asarray(annotations["source"][key], np.float32)
+      if source.shape != shape:
+        raise DataError(f"annotation {key!r} is {source.shape}, this model reads {shape} "
+                        "(part_transforms: one per model.num_anchors)")
+      stacked["source_" + key] = source[None]
+      stacked["driving_" + key] = np.stack([np.asarray(frame[key], np.float32)
+                                            for frame in annotations["driving"]])
     return networks.given_anchors(self.generator.config, stacked, self.resolution)
 
   def motion_reference(self, encoding: Any, first_frame: np.ndarray, *, relative: bool,
