@@ -110,6 +110,10 @@ def get_config() -> ml_collections.ConfigDict:
   loss.reconstruction_scales = (1.0,)  # its pyramid (losses.pyramid_l1_loss)
   # An optional L1 weighted by |driving - source| (losses.change_weighted_l1_loss); not in the paper.
   loss.change_weighted_l1 = 0.0
+  # An optional floor on each anchor motion's share of the composition (losses.
+  # composition_floor_loss), against composition channels that die early; not in the paper.
+  loss.composition_floor = 0.0
+  loss.composition_floor_share = 0.005
   loss.tps_sigma_affine = 0.05  # FOMM transform_params
   loss.tps_sigma_tps = 0.005
   loss.tps_points = 5

@@ -118,6 +118,8 @@ NUMERIC_RULES = (
     (("optimizer.b1", "optimizer.b2", "optimizer.ema_decay"), FRACTION),
     (("data.color_jitter.hue",), Bound(low=0, high=0.5, meaning="of the hue circle")),
     (("loss.*_scales",), Bound(low=0, low_open=True, high=1)),  # image pyramid scales
+    (("loss.composition_floor_share",), Bound(low=0, low_open=True, high=1,
+                                              meaning="of the frame")),
     (("optimizer.*_lr", "optimizer.lr_decay_factor", "model.motion.temperature",
       "model.motion.anchor_variance", "bdmm.heatmap_sigma"), POSITIVE),
     (("loss.tps_points",), COUNT),

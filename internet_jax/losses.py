@@ -61,6 +61,17 @@ def change_weighted_l1_loss(prediction: jax.Array, target: jax.Array,
   return jnp.sum(weight * error) / (jnp.sum(weight) * error.shape[-1] + 1e-6)
 
 
+def composition_floor_loss(composition: jax.Array, floor: float) -> jax.Array:
+  """mean_k max(0, floor - u_k) / floor over the anchor motions k >= 1, u_k the share of the
+  frame composed from motion k (the mean of its softmax weight over the base grid; composition
+  (h, w, K+1), index 0 the background). Not in the paper: a motion whose weight the softmax has
+  driven to ~0 everywhere gets no gradient and never returns (a dead channel, as an unused expert
+  of a mixture); measured on the synthetic set, the four arm motions die this way even when they
+  are the exact arm motions. The floor keeps each in use on at least `floor` of the frame."""
+  usage = jnp.mean(_f32(composition), axis=(0, 1))[1:]
+  return jnp.mean(jax.nn.relu(floor - usage)) / floor
+
+
 # ---------------------------------------------------------------------------------------------
 # Temporal regularisation (Eqs. 2-4).
 

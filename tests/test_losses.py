@@ -341,6 +341,23 @@ def test_random_colour_change_is_one_affine_map_per_image():
   assert not np.allclose(fit[:3], np.eye(3), atol=0.05)
 
 
+def test_composition_floor_charges_only_motions_used_on_less_than_the_floor():
+  # 10 x 10 grid, background + 3 motions: motion 1 on 50 cells, motion 2 on 1 cell (1 %), motion
+  # 3 nowhere; the rest background.
+  composition = np.zeros((10, 10, 4), np.float32)
+  composition[..., 0] = 1.0
+  composition[:5, :, 0], composition[:5, :, 1] = 0.0, 1.0
+  composition[9, 9, 0], composition[9, 9, 2] = 0.0, 1.0
+  # floor 2 %: motion 1 free, motion 2 short by 1 % (half the floor), motion 3 by all of it:
+  # mean over the 3 motions of (0, 0.01, 0.02) / 0.02 = 0.5.
+  np.testing.assert_allclose(losses.composition_floor_loss(composition, 0.02), 0.5, rtol=1e-5)
+  np.testing.assert_allclose(losses.composition_floor_loss(composition, 0.01), 1.0 / 3, rtol=1e-5)
+  # Its gradient reaches exactly the motions below the floor.
+  grad = jax.grad(lambda c: losses.composition_floor_loss(c, 0.02))(jnp.asarray(composition))
+  assert np.all(np.asarray(grad[..., 1]) == 0) and np.all(np.asarray(grad[..., 0]) == 0)
+  assert np.all(np.asarray(grad[..., 2]) < 0) and np.all(np.asarray(grad[..., 3]) < 0)
+
+
 def test_change_weighted_l1_counts_only_what_changed_between_source_and_driving():
   source = np.zeros((6, 6, 3), np.float32)
   driving = source.copy()

@@ -19,6 +19,7 @@ from internet_jax.models import vgg
 LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.perceptual", "loss.style",
                       "loss.equivariance_value", "loss.equivariance_jacobian",
                       "loss.reconstruction_l1", "loss.change_weighted_l1",
+                      "loss.composition_floor",
                       "loss.equivariance_colour", "temporal.weight")
 
 
@@ -103,6 +104,7 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
       "equivariance_jacobian": config.loss.equivariance_jacobian,
       "reconstruction_l1": config.loss.reconstruction_l1,
       "change_weighted_l1": config.loss.get("change_weighted_l1", 0.0),
+      "composition_floor": config.loss.get("composition_floor", 0.0),
       "temporal": config.temporal.weight if config.temporal.scheme != "none" else 0.0,
   }
   features_fn = functools.partial(vgg_net.apply, vgg_params) if vgg_net is not None else None
@@ -148,6 +150,9 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
     if weights["change_weighted_l1"]:
       terms["change_weighted_l1"] = losses.change_weighted_l1_loss(pred, target,
                                                                    example["source"])
+    if weights["composition_floor"]:
+      terms["composition_floor"] = losses.composition_floor_loss(
+          example["composition"], config.loss.get("composition_floor_share", 0.005))
     if weights["temporal"]:
       terms["temporal"] = losses.temporal_loss(
           config.temporal.scheme, pred, example["previous"], example["flow"],
@@ -159,6 +164,7 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
       "previous": images["previous"],
       "flow": images["flow"], "flow_confidence": images["flow_confidence"],
       "confidence_full": outputs["confidence_full"],
+      "composition": outputs["composition"],
       "driving_anchors": {k: outputs["driving_anchors"][k] for k in ("value", "jacobian")},
       "tps": tps,
   }
