@@ -190,3 +190,8 @@ def test_a_wrong_part_count_or_anchor_source_is_one_line(given_model, video):
   bad.model.motion.anchors = "joints"
   with pytest.raises(ValueError, match="config.model.motion.anchors: unknown anchor source"):
     method.get("internet").validate_config(bad)
+  bad = copy.deepcopy(config)
+  bad.model.num_anchors = 10
+  with pytest.raises(ValueError, match=r"config.model.num_anchors: .*10, but anchors given by "
+                     r"part_transforms need one per synthetic body part \(11\)"):
+    method.get("internet").validate_config(bad)

@@ -92,6 +92,10 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
   config_checks.require(anchor_source(model) in ANCHOR_SOURCES, "model.motion.anchors",
                         f"unknown anchor source {anchor_source(model)!r}; known: "
                         f"{', '.join(ANCHOR_SOURCES)}")
+  parts = len(synthetic.PART_NAMES)
+  config_checks.require(anchor_source(model) != PART_TRANSFORMS or model.num_anchors == parts,
+                        "model.num_anchors", f"{model.num_anchors}, but anchors given by "
+                        f"part_transforms need one per synthetic body part ({parts})")
   parse_dtype(model.dtype)
 
 
