@@ -60,10 +60,10 @@ NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error)
 
 
 # NumPy parses every .npy header with ast.literal_eval, and CPython 3.11's AST constructor keeps
-# its recursion depth per interpreter, not per thread: two threads parsing at once can fail with
-# "SystemError: AST constructor recursion depth mismatch" (python/cpython issue 106905; seen here
-# with Python 3.11.7 after ~2000 steps of a training run reading annotations with 2 read
-# threads). One reader at a time.
+# its recursion depth in per-interpreter state (python/cpython: Python/Python-ast.c), not per
+# thread: two threads parsing at once can fail with "SystemError: AST constructor recursion depth
+# mismatch" (seen here with Python 3.11.7 after ~2000 steps of a training run reading annotations
+# with 2 read threads). One reader at a time.
 _NPZ_LOCK = threading.Lock()
 
 
