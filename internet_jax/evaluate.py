@@ -159,6 +159,10 @@ ANCHOR_KEYS = ("anchors_on_figure", "anchors_on_figure_chance", "anchor_boundary
 CONFIDENCE_KEYS = ("confidence_auc", "confidence_iou", "confidence_iou_all_visible",
                    "confidence_auc_figure", "confidence_iou_figure",
                    "confidence_iou_figure_all_visible")
+# How many of the anchor motions the dense-motion network composes at all (`anchor_motions_used`):
+# a soft composition (INTERnet paper Eq. 5) can leave channels whose weight never wins a pixel.
+# Needs no ground truth, only the renderer's composition weights.
+COMPOSITION_KEYS = ("anchor_motions_used",)
 # Why one of them is undefined (NaN) on a video: reported as not computed.
 UNDEFINED_REASONS = {
     "anchors_on_figure": "no anchors",
@@ -176,7 +180,7 @@ UNDEFINED_REASONS = {
 }
 # (Scorer.add argument: the path to it in a renderer's outputs) that mode (a) collects.
 RENDERER_OUTPUTS = {"motion_full": ("motion_full",), "anchors": ("driving_anchors", "value"),
-                    "confidence": ("confidence_full",)}
+                    "confidence": ("confidence_full",), "composition": ("composition",)}
 # metrics.md's anchors and confidence table: (title, region, model key, reference key or value).
 INTRINSIC_ROWS = (
     ("Anchors on figure ↑", "all anchors of all frames", "anchors_on_figure",
@@ -188,6 +192,7 @@ INTRINSIC_ROWS = (
     ("Confidence AUC ↑", "figure pixels", "confidence_auc_figure", 0.5),
     ("Confidence IoU ↑", "figure pixels", "confidence_iou_figure",
      "confidence_iou_figure_all_visible"),
+    ("Anchor motions used ↑", "any pixel of any frame", "anchor_motions_used", 1.0),
 )
 # Every per-video key beside the Table 2 columns: the baselines table's, then the anchors and
 # confidence table's.
@@ -196,7 +201,7 @@ BASELINE_KEYS = ("l1_copy_source", "psnr_copy_source", "psnr_copy_frames", "ssim
                  "psnr_figure", "psnr_figure_copy_source", "psnr_figure_copy_frames",
                  "ssim_figure", "ssim_figure_copy_source", "temporal_error_gt_copy_source",
                  "epe_zero_motion", "epe_figure", "epe_figure_zero_motion") + REGION_MOTION_KEYS + (
-                     ANCHOR_KEYS + CONFIDENCE_KEYS)
+                     ANCHOR_KEYS + CONFIDENCE_KEYS + COMPOSITION_KEYS)
 # D2G-Net's Robust-PSNR / Robust-SSIM ("Robust Pose Transfer with Dynamic Details using Neural
 # Video Rendering", Sec. 4.1, Table 1): the per-frame scores kept for them, and the keys of the
 # means (`Scorer.robust_scores`), model and copy-source on the frames whose pose is farthest from
@@ -315,6 +320,10 @@ DEFINITIONS = {
                       "pixels of all frames",
     "confidence_iou_all_visible": "the IoU of M = 1 everywhere (the reference for "
                                   "confidence_iou): the visible share of the pixels",
+    "anchor_motions_used": "the fraction of the K anchor motions (INTERnet paper Eq. 5; channel 0, "
+                           "the still background, left out) that have the largest composition "
+                           "weight at one pixel of the base motion grid at least, in one frame "
+                           "at least; 1 = every anchor motion is used somewhere",
     "confidence_<measure>_figure": "confidence_auc, confidence_iou and confidence_iou_all_visible "
                                    "over the figure pixels of each frame only (part label "
                                    "non-zero), where the invisible pixels are disoccluded body "
@@ -472,6 +481,19 @@ def _intrinsic_scores(anchors: np.ndarray | None, confidence: np.ndarray | None,
   return scores
 
 
+def anchor_motions_used(composition: np.ndarray) -> float:
+  """The fraction of the K anchor motions that win a pixel: composition (T, h, w, K + 1) holds the
+  softmax weights of the still background (channel 0) and of the K anchor motions; motion k is
+  used when it has the largest weight at one pixel of one frame at least (the ties of an
+  all-equal pixel go to the first channel, as np.argmax breaks them)."""
+  composition = np.asarray(composition)
+  if composition.ndim != 4 or composition.shape[-1] < 2:
+    raise ValueError("anchor_motions_used: expected composition weights (T, h, w, K + 1) with "
+                     f"K >= 1, got {composition.shape}")
+  winners = np.unique(np.argmax(composition, axis=-1))
+  return float(np.count_nonzero(winners > 0) / (composition.shape[-1] - 1))
+
+
 class Scorer:
   """Scores videos one at a time and keeps what the set-level metrics (FID, FVD) need."""
 
@@ -604,11 +626,13 @@ class Scorer:
 
   def add(self, name: str, generated: np.ndarray, reference: np.ndarray, *,
           motion_full: np.ndarray | None = None, anchors: np.ndarray | None = None,
-          confidence: np.ndarray | None = None, ground_truth: Path | None = None) -> dict:
+          confidence: np.ndarray | None = None, composition: np.ndarray | None = None,
+          ground_truth: Path | None = None) -> dict:
     """Scores one video: uint8 (T, H, W, 3) generated and reference frames of one shape (the
     source is the reference's frame 0); in mode (a) the predicted motion field (T, H, W, 2), and
-    where the renderer gives them the driving anchors (T, K, 2) (normalised) and the confidence
-    map (T, H, W, 1); the path of its ground-truth npz if any."""
+    where the renderer gives them the driving anchors (T, K, 2) (normalised), the confidence
+    map (T, H, W, 1) and the composition weights (T, h, w, K + 1); the path of its ground-truth
+    npz if any."""
     truth = figure = None
     no_truth_reason = not_computed("no synthetic ground truth (<name>.npz) for this video")
     if ground_truth is not None:
@@ -624,6 +648,10 @@ class Scorer:
     scores.update(self._temporal(generated, reference))
     scores.update(self._ground_truth(generated, reference, motion_full, truth, no_truth_reason,
                                      anchors, confidence))
+    scores["anchor_motions_used"] = (
+        anchor_motions_used(composition) if composition is not None else not_computed(
+            "needs the composition weights (composition of an INTERnet renderer, --workdir "
+            "mode only)"))
     self.videos[name] = {"num_frames": scores["num_frames"],
                          **{key: scores[key] for key in VIDEO_KEYS}}
     return self.videos[name]
@@ -769,8 +797,9 @@ def _intrinsic_lines(mean: dict[str, Any], heading: str) -> list[str]:
   lines = ["", f"{heading} Anchors and confidence map", "",
            "The INTERnet paper's Figs. 7-8 (Sec. 4.3-4.4) measured on the synthetic ground truth: "
            "whether the driving anchors lie on the moving body, near its motion boundary, and how "
-           "well the confidence map M marks the pixels visible from the source. Reference: a "
-           "uniformly placed anchor; AUC 0.5 (chance); the IoU of M = 1 everywhere.", "",
+           "well the confidence map M marks the pixels visible from the source; and how many "
+           "anchor motions the composition uses at all. Reference: a uniformly placed anchor; "
+           "AUC 0.5 (chance); the IoU of M = 1 everywhere; every motion used.", "",
            "| Metric | Region | Model | Reference |", "|---|---|---|---|"]
   for title, region, model, reference in INTRINSIC_ROWS:
     cell = (_cell(reference, model) if isinstance(reference, float) else

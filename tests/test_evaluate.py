@@ -109,7 +109,7 @@ def test_folders_mode_scores_every_video_and_reports_what_is_not_computed(folder
       "ms_ssim", "epe", "ms_ssim_copy_source", "lpips_copy_source", "epe_zero_motion",
       "epe_figure", "epe_figure_zero_motion", "epe_arms", "epe_arms_zero_motion", "epe_legs",
       "epe_legs_zero_motion", "epe_trunk", "epe_trunk_zero_motion"} | set(evaluate.ROBUST_KEYS) | set(
-          evaluate.ANCHOR_KEYS) | set(evaluate.CONFIDENCE_KEYS)
+          evaluate.ANCHOR_KEYS) | set(evaluate.CONFIDENCE_KEYS) | set(evaluate.COMPOSITION_KEYS)
   assert mean["psnr_robust"].startswith("not computed: folder mode: no poses")
   # Copy-source (frame 0 for every frame) beside every per-frame score; figure region where the
   # ground truth is (clip_a only).
@@ -256,6 +256,11 @@ def test_workdir_mode_reconstructs_the_test_split(trained_workdir, tmp_path, mon
   np.testing.assert_array_equal(generated, renderer.animate(frames[0], frames))
   assert motion_full.shape == (12, 32, 32, 2)
   assert video["l1"] == pytest.approx(image.l1(generated, frames).mean(), abs=1e-9)
+  # The composition weights of the same renderer (K + 1 channels) give anchor_motions_used.
+  _, composition = evaluate._animate(renderer, frames[0], frames, {}, keys=("composition",))
+  assert composition.shape[0] == 12 and composition.shape[-1] == config.model.num_anchors + 1
+  assert video["anchor_motions_used"] == evaluate.anchor_motions_used(composition)
+  assert 0.0 <= video["anchor_motions_used"] <= 1.0
   copy = np.broadcast_to(frames[0], frames.shape)  # copy-source: the source for every frame
   assert video["l1_copy_source"] == pytest.approx(image.l1(copy, frames).mean(), abs=1e-9)
 

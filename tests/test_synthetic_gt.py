@@ -225,6 +225,22 @@ def test_scorer_reports_anchor_and_confidence_scores_beside_their_references(tmp
   assert set(evaluate.ANCHOR_KEYS + evaluate.CONFIDENCE_KEYS) - figure_keys <= set(
       results["definitions"])
   # A figure that does not move has no boundary: named, not NaN.
+  # The composition: channel 0 = still background; of the K = 3 anchor motions, 1 wins a pixel
+  # of frame 0 and 3 one of frame 1; 2 never has the largest weight (0.4 beside 0.6 at most).
+  composition = np.zeros((2, 2, 2, 4), np.float32)
+  composition[..., 0] = 0.6
+  composition[..., 2] = 0.4
+  composition[0, 0, 0] = (0.1, 0.8, 0.1, 0.0)
+  composition[1, 1, 1] = (0.0, 0.0, 0.3, 0.7)
+  used = scorer.add("used", frames, frames, composition=composition, ground_truth=None)
+  assert used["anchor_motions_used"] == pytest.approx(2 / 3)
+  assert other["anchor_motions_used"].startswith("not computed: needs the composition")
+  results = scorer.results(mode="self_imitation", label="model")
+  assert "anchor_motions_used" in results["definitions"]
+  assert ("| Anchor motions used ↑ | any pixel of any frame | 0.667 | 1.000 |"
+          in evaluate.format_markdown(results))  # the mean over the one video that has it
+  with pytest.raises(ValueError, match=r"expected composition weights \(T, h, w, K \+ 1\)"):
+    evaluate.anchor_motions_used(np.zeros((2, 2, 2, 1)))
   still = scorer.add("still", frames[:1], frames[:1], anchors=anchors[:1],
                      confidence=np.ones((1, 16, 16, 1)), ground_truth=None)
   assert still["anchor_boundary_distance"].startswith("not computed: no synthetic ground truth")
@@ -254,19 +270,22 @@ class _FakeRenderer:
         outputs["driving_anchors"] = {"value": np.broadcast_to(index[:, None, None], (2, 5, 2)),
                                       "jacobian": np.zeros((2, 5, 2, 2))}
         outputs["confidence_full"] = np.broadcast_to(index[:, None, None, None], (2, 4, 4, 1))
+        outputs["composition"] = np.broadcast_to(index[:, None, None, None], (2, 2, 2, 6))
       yield valid, outputs
 
 
 def test_animate_collects_anchors_and_confidence_where_the_renderer_gives_them():
   driving = np.zeros((3, 4, 4, 3), np.uint8)
   keys = tuple(evaluate.RENDERER_OUTPUTS)
-  generated, motion, anchors, confidence = evaluate._animate(_FakeRenderer(True), driving[0],
-                                                             driving, {}, keys=keys)
+  generated, motion, anchors, confidence, composition = evaluate._animate(
+      _FakeRenderer(True), driving[0], driving, {}, keys=keys)
   assert generated.shape == (3, 4, 4, 3) and motion.shape == (3, 4, 4, 2)
   assert anchors.shape == (3, 5, 2) and confidence.shape == (3, 4, 4, 1)
+  assert composition.shape == (3, 2, 2, 6)
   np.testing.assert_array_equal(anchors[:, 0, 0], [0, 1, 2])  # the padded frame left out
   np.testing.assert_array_equal(confidence[:, 0, 0, 0], [0, 1, 2])
-  _, motion, anchors, confidence = evaluate._animate(_FakeRenderer(False), driving[0], driving,
-                                                     {}, keys=keys)
+  _, motion, anchors, confidence, composition = evaluate._animate(
+      _FakeRenderer(False), driving[0], driving, {}, keys=keys)
   assert motion.shape == (3, 4, 4, 2) and anchors is None and confidence is None
+  assert composition is None
   assert len(evaluate._animate(_FakeRenderer(True), driving[0], driving, {})) == 2
