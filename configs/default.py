@@ -114,6 +114,10 @@ def get_config() -> ml_collections.ConfigDict:
   # composition_floor_loss), against composition channels that die early; not in the paper.
   loss.composition_floor = 0.0
   loss.composition_floor_share = 0.005
+  # An optional floor on each anchor motion's weight around its own anchor (losses.
+  # anchor_composition_loss), the local form of the floor above; not in the paper.
+  loss.anchor_composition = 0.0
+  loss.anchor_composition_share = 0.5
   loss.tps_sigma_affine = 0.05  # FOMM transform_params
   loss.tps_sigma_tps = 0.005
   loss.tps_points = 5

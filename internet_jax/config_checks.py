@@ -120,6 +120,8 @@ NUMERIC_RULES = (
     (("loss.*_scales",), Bound(low=0, low_open=True, high=1)),  # image pyramid scales
     (("loss.composition_floor_share",), Bound(low=0, low_open=True, high=1,
                                               meaning="of the frame")),
+    (("loss.anchor_composition_share",), Bound(low=0, low_open=True, high=1,
+                                               meaning="of the weight at the anchor")),
     (("optimizer.*_lr", "optimizer.lr_decay_factor", "model.motion.temperature",
       "model.motion.anchor_variance", "bdmm.heatmap_sigma"), POSITIVE),
     (("loss.tps_points",), COUNT),

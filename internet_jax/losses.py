@@ -72,6 +72,24 @@ def composition_floor_loss(composition: jax.Array, floor: float) -> jax.Array:
   return jnp.mean(jax.nn.relu(floor - usage)) / floor
 
 
+def anchor_composition_loss(composition: jax.Array, anchors: jax.Array, floor: float,
+                            variance: float) -> jax.Array:
+  """mean_k max(0, floor - v_k) / floor, v_k the composition weight of anchor motion k around its
+  own driving anchor: sum_z g_k(z) w_k(z), g_k a Gaussian of `variance` (normalised coordinates)
+  at anchor k, normalised to sum 1 over the base grid. composition (h, w, K+1), index 0 the
+  background; anchors (K, 2) normalised (x, y), held fixed (stop-gradient): the loss moves the
+  weights, not the anchors. Not in the paper: a local form of `composition_floor_loss` that
+  keeps each motion in use where it is exact (T_k(K_k^d) = K_k^s, Eq. 5), so that the
+  reconstruction keeps sending gradient to anchor k."""
+  height, width = composition.shape[:2]
+  diff = geometry.coordinate_grid(height, width)[:, :, None, :] - jax.lax.stop_gradient(
+      _f32(anchors))
+  window = jax.nn.softmax(-0.5 * jnp.sum(diff * diff, axis=-1).reshape(height * width, -1)
+                          / variance, axis=0)  # (h w, K): the normalised Gaussians
+  local = jnp.sum(window * _f32(composition).reshape(height * width, -1)[:, 1:], axis=0)
+  return jnp.mean(jax.nn.relu(floor - local)) / floor
+
+
 # ---------------------------------------------------------------------------------------------
 # Temporal regularisation (Eqs. 2-4).
 

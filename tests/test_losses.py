@@ -358,6 +358,37 @@ def test_composition_floor_charges_only_motions_used_on_less_than_the_floor():
   assert np.all(np.asarray(grad[..., 2]) < 0) and np.all(np.asarray(grad[..., 3]) < 0)
 
 
+def test_anchor_composition_charges_a_motion_by_its_weight_around_its_own_anchor():
+  # 5 x 5 grid (normalised spacing 0.5), background + 2 motions; anchor 1 on the centre cell,
+  # anchor 2 on the corner cell (-1, -1). Gaussian window of variance 0.25 (one spacing = one
+  # sigma): the centre's weights are proportional to exp(-d^2 / 2) in cells, d^2 = 0, 1, 2, 4, ...
+  composition = np.zeros((5, 5, 3), np.float32)
+  composition[..., 0] = 1.0
+  composition[2, 2] = (0.0, 1.0, 0.0)  # motion 1 only on its anchor's cell
+  anchors = np.array([[0.0, 0.0], [-1.0, -1.0]], np.float32)
+  offsets = np.arange(5) - 2.0
+  gauss = np.exp(-0.5 * (offsets[:, None] ** 2 + offsets[None, :] ** 2))
+  share = 1.0 / gauss.sum()  # the window's weight on the centre cell
+  # floor 0.5: motion 1 short by 0.5 - share, motion 2 (unused) by all of it.
+  expected = (max(0.5 - share, 0.0) / 0.5 + 1.0) / 2
+  np.testing.assert_allclose(losses.anchor_composition_loss(composition, anchors, 0.5, 0.25),
+                             expected, rtol=1e-5)
+  assert share < 0.5  # so motion 1 is charged too
+  # Motion 1 on the whole grid: free; motion 2 charged fully.
+  composition[..., 0], composition[..., 1] = 0.0, 1.0
+  np.testing.assert_allclose(losses.anchor_composition_loss(composition, anchors, 0.5, 0.25),
+                             0.5, rtol=1e-5)
+  # The anchors get no gradient (the loss moves weights, not anchors); motion 2's weight near its
+  # anchor gets the larger pull than far from it.
+  anchor_grad = jax.grad(lambda a: losses.anchor_composition_loss(composition, a, 0.5, 0.25))(
+      jnp.asarray(anchors))
+  assert np.all(np.asarray(anchor_grad) == 0)
+  grad = jax.grad(lambda c: losses.anchor_composition_loss(c, anchors, 0.5, 0.25))(
+      jnp.asarray(composition))
+  assert float(grad[0, 0, 2]) < float(grad[4, 4, 2]) < 0
+  assert np.all(np.asarray(grad[..., :2]) == 0)
+
+
 def test_change_weighted_l1_counts_only_what_changed_between_source_and_driving():
   source = np.zeros((6, 6, 3), np.float32)
   driving = source.copy()

@@ -19,7 +19,7 @@ from internet_jax.models import vgg
 LOSS_WEIGHT_FIELDS = ("loss.adversarial", "loss.feature_matching", "loss.perceptual", "loss.style",
                       "loss.equivariance_value", "loss.equivariance_jacobian",
                       "loss.reconstruction_l1", "loss.change_weighted_l1",
-                      "loss.composition_floor",
+                      "loss.composition_floor", "loss.anchor_composition",
                       "loss.equivariance_colour", "temporal.weight")
 
 
@@ -105,6 +105,7 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
       "reconstruction_l1": config.loss.reconstruction_l1,
       "change_weighted_l1": config.loss.get("change_weighted_l1", 0.0),
       "composition_floor": config.loss.get("composition_floor", 0.0),
+      "anchor_composition": config.loss.get("anchor_composition", 0.0),
       "temporal": config.temporal.weight if config.temporal.scheme != "none" else 0.0,
   }
   features_fn = functools.partial(vgg_net.apply, vgg_params) if vgg_net is not None else None
@@ -153,6 +154,10 @@ def loss_fn(nets: networks.Networks, params, vgg_params, batch, key) -> tuple[di
     if weights["composition_floor"]:
       terms["composition_floor"] = losses.composition_floor_loss(
           example["composition"], config.loss.get("composition_floor_share", 0.005))
+    if weights["anchor_composition"]:
+      terms["anchor_composition"] = losses.anchor_composition_loss(
+          example["composition"], example["driving_anchors"]["value"],
+          config.loss.get("anchor_composition_share", 0.5), config.model.motion.anchor_variance)
     if weights["temporal"]:
       terms["temporal"] = losses.temporal_loss(
           config.temporal.scheme, pred, example["previous"], example["flow"],
