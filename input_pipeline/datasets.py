@@ -40,7 +40,7 @@ import re
 import shlex
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import ml_collections
@@ -174,13 +174,15 @@ class TfdsVideoSource:
     """The per-frame annotations video `video` has (none in datasets prepared before 1.1.0)."""
     return self._annotation_keys[self._names[video]]
 
-  def read_annotations(self, video: int, frame: int) -> dict[str, np.ndarray]:
-    """Frame `frame`'s annotations of video `video` ({} when it has none)."""
+  def read_annotations(self, video: int, frame: int,
+                       keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Frame `frame`'s annotations of video `video`, all or those of `keys` it has ({} when it
+    has none); only those are decoded."""
     data = self._record(video, frame).get("annotations", b"")
     if isinstance(data, np.ndarray):  # a 0-d object array from the TFDS decoder
       data = data.item()
     return annotations.decode_frame(
-        data, f"{self._dataset_dir}: {self._names[video]} frame {frame}")
+        data, f"{self._dataset_dir}: {self._names[video]} frame {frame}", keys)
 
   def read_frame(self, video: int, frame: int) -> np.ndarray:
     """Frame `frame` of video `video` as uint8 (R, R, 3)."""

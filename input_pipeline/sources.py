@@ -7,7 +7,8 @@ processes receive a copy.
 
 A source may also serve per-frame annotations (joints, part labels, UV, flows, correspondences:
 input_pipeline/annotations.py) through two optional methods, `annotation_keys(video)` and
-`read_annotations(video, frame) -> {key: array}`. A method's example function reads them with
+`read_annotations(video, frame, keys=None) -> {key: array}` (all of the frame's annotations, or
+those of `keys` it has). A method's example function reads them with
 `read_annotations(source, video, frame, keys)`, which fails with one line naming the video, the
 frame and the missing key, and works on any source (one without the methods has none).
 """
@@ -37,17 +38,19 @@ class VideoSource(Protocol):
     """Frame `frame` of video `video` as uint8 (H, W, 3)."""
 
 
-def frame_annotations(source: VideoSource, video: int, frame: int) -> dict[str, np.ndarray]:
-  """Every annotation of frame `frame` of video `video` ({} for a source that serves none)."""
+def frame_annotations(source: VideoSource, video: int, frame: int,
+                      keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+  """Every annotation of frame `frame` of video `video`, or those of `keys` it has ({} for a
+  source that serves none)."""
   reader = getattr(source, "read_annotations", None)
-  return reader(video, frame) if reader is not None else {}
+  return reader(video, frame, keys) if reader is not None else {}
 
 
 def read_annotations(source: VideoSource, video: int, frame: int,
                      keys: Sequence[str]) -> dict[str, np.ndarray]:
   """The annotations `keys` of frame `frame` of video `video`; a one-line DataError naming the
   video, the frame and the first missing key otherwise."""
-  return annotations.require(frame_annotations(source, video, frame), keys,
+  return annotations.require(frame_annotations(source, video, frame, keys), keys,
                              f"video {source.video_name(video)} frame {frame}")
 
 
@@ -76,8 +79,10 @@ class InMemoryVideoSource:
   def annotation_keys(self, video: int) -> tuple[str, ...]:
     return tuple(self._annotations[video][0]) if self._annotations[video] else ()
 
-  def read_annotations(self, video: int, frame: int) -> dict[str, np.ndarray]:
-    return dict(self._annotations[video][frame]) if self._annotations[video] else {}
+  def read_annotations(self, video: int, frame: int,
+                       keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    found = self._annotations[video][frame] if self._annotations[video] else {}
+    return {key: value for key, value in found.items() if keys is None or key in keys}
 
   def __len__(self) -> int:
     return len(self._videos)

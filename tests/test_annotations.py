@@ -97,7 +97,10 @@ def test_in_memory_source_and_missing_key_message():
   assert source.annotation_keys(0) == ("flow_forward", "joints", "part_labels", "valid_forward")
   assert source.annotation_keys(1) == ()
   got = sources.read_annotations(source, 0, 2, ["joints"])
+  assert list(got) == ["joints"]
   np.testing.assert_array_equal(got["joints"], arrays["joints"][2])
+  assert list(source.read_annotations(0, 2, ["part_labels", "uv"])) == ["part_labels"]
+  assert len(source.read_annotations(0, 2)) == 4
   with pytest.raises(video_io.DataError) as info:
     sources.read_annotations(source, 1, 3, ["joints"])
   assert str(info.value).startswith("video without frame 3: no annotation 'joints' (has none)")
@@ -127,7 +130,12 @@ def test_builder_stores_the_annotations_beside_each_video(tmp_path):
     np.testing.assert_array_equal(got["part_labels"], arrays["part_labels"][t])
     want_flow = arrays["flow_forward"][t - 1] if t else np.zeros_like(arrays["flow_forward"][0])
     np.testing.assert_array_equal(got["flow_forward"], want_flow)
+    # Asked for some keys: those the frame has, alone (the others are not decoded).
+    some = source.read_annotations(0, t, ["joints", "uv"])
+    assert list(some) == ["joints"]
+    np.testing.assert_array_equal(some["joints"], arrays["joints"][t])
   assert source.read_annotations(1, 0) == {}
+  assert source.read_annotations(1, 0, ["joints"]) == {}
   with pytest.raises(video_io.DataError, match="^video e frame 2: no annotation 'joints'"):
     sources.read_annotations(source, 1, 2, ["joints"])
   # The annotations survive the pickle grain workers receive (a fresh reader in the copy).
