@@ -69,10 +69,12 @@ def test_grid_trains_evaluates_reports_and_skips_finished_runs(tmp_path, monkeyp
   for r in results:
     assert r["steps"] == 1 and np.isfinite(r["mean"]["l1"]) and "cross/l1" in r["mean"]
     assert "eval/motion_epe" in r["curves"]
+    assert 0.0 <= r["mean"]["anchor_motions_used"] <= 1.0  # evaluate's, per run
   report = json.loads((out / "table2.json").read_text())
   assert set(report["summary"]) == {"ss4x_a", "ss4x_c"}
   assert {d["comparison"] for d in report["differences"]} == {"ss4x_c - ss4x_a"}
   assert "| ss4x_c | 1 |" in (out / "table2.md").read_text()
+  assert "anchor motions used ↑" in (out / "table2.md").read_text()
   assert (out / "table2.png").stat().st_size > 0
   # A second sitting trains nothing: every run has its result.
   monkeypatch.setattr(train, "train_and_evaluate",

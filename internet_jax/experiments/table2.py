@@ -57,6 +57,7 @@ METRICS = (
     ("interp_psnr_flow", "Interp-PSNR (flow)", True),
     ("anchors_on_figure", "anchors on figure", True),
     ("anchor_boundary_distance", "anchor-boundary distance", False),
+    ("anchor_motions_used", "anchor motions used", True),
     ("confidence_auc", "confidence AUC", True),
     ("confidence_iou", "confidence IoU", True),
     ("confidence_auc_figure", "confidence AUC figure", True),
